@@ -1,0 +1,128 @@
+"""The FastAPI application: `create_app(settings)`."""
+
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from rio_tiler.constants import WGS84_CRS
+from starlette.staticfiles import StaticFiles
+from titiler.core.errors import add_exception_handlers
+from titiler.core.factory import TMSFactory
+
+import titiler_otsu
+from titiler_otsu.algorithm_routes import OtsuAlgorithmFactory
+from titiler_otsu.algorithms import otsu_algorithms
+from titiler_otsu.dependencies import path_dependency
+from titiler_otsu.errors import STATUS_CODES
+from titiler_otsu.factory import OTSU_ALGORITHM_STATE, OtsuTilerFactory
+from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware
+from titiler_otsu.reader import GridExactReader
+from titiler_otsu.settings import Settings, default_cache_dir
+from titiler_otsu.sources import SourcePolicy
+
+
+
+def static_dir() -> Path:
+    """The viewer's files: installed inside the package, or `static/` of a source checkout."""
+    packaged = Path(__file__).resolve().parent / "static"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "static"
+
+
+def source_policy(settings: Settings) -> SourcePolicy:
+    """Allow-list from settings: explicit prefixes, else the sources' folders and the demo."""
+    if settings.allowed_sources is not None:
+        return SourcePolicy.from_prefixes(settings.allowed_sources)
+    prefixes = [str(settings.cache_dir or default_cache_dir())]
+    for source in settings.sources:
+        if "://" in source and not source.startswith("file://"):
+            prefixes.append(source)
+        else:
+            prefixes.append(os.path.dirname(os.path.realpath(source.removeprefix("file://"))))
+    return SourcePolicy.from_prefixes(prefixes)
+
+
+def _source_entry(request: Request, source: str) -> dict[str, Any]:
+    """`/sources` entry for a COG source."""
+    name = Path(source.rstrip("/")).name
+    entry: dict[str, Any] = {
+        "id": Path(name).stem,
+        "title": name,
+        "kind": "cog",
+        "url": source,
+        "tilejson": f"{str(request.base_url).rstrip('/')}/cog/WebMercatorQuad/tilejson.json?"
+        + urlencode({"url": source}),
+    }
+    try:
+        with GridExactReader(source) as src:
+            entry["bounds"] = list(src.get_geographic_bounds(WGS84_CRS))
+            entry["minzoom"], entry["maxzoom"] = src.minzoom, src.maxzoom
+            entry["count"] = src.dataset.count
+            entry["dtype"] = src.dataset.dtypes[0]
+            entry["band_descriptions"] = [d or f"b{i + 1}" for i, d in enumerate(src.dataset.descriptions)]
+    except Exception as e:  # noqa: BLE001 - a broken source is reported, not fatal
+        entry["error"] = f"cannot open: {e.__class__.__name__}"
+    return entry
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the titiler-otsu application.
+
+    Args:
+        settings: server settings; default from `TITILER_OTSU_*` environment variables.
+
+    Returns:
+        FastAPI: the application (COG family, algorithms, TMS, sources, viewer).
+
+    """
+    settings = settings or Settings()
+    app = FastAPI(
+        title=settings.title,
+        version=titiler_otsu.__version__,
+        description="Seamless on-the-fly Otsu segmentation tiles (a TiTiler extension).",
+    )
+    app.state.settings = settings
+    policy = source_policy(settings)
+    registry = otsu_algorithms()
+
+    cog = OtsuTilerFactory(
+        router_prefix="/cog",
+        path_dependency=path_dependency(policy),
+        settings=settings,
+        algorithm_registry=registry,
+    )
+    app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
+    app.state.cog_factory = cog
+    app.include_router(OtsuAlgorithmFactory(supported_algorithm=registry).router, tags=["Algorithms"])
+    app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
+
+    @app.get("/healthz", tags=["Health"], summary="Liveness.")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": titiler_otsu.__version__}
+
+    @app.get("/sources", tags=["Sources"], summary="Sources the server was started with.")
+    def sources(request: Request) -> list[dict[str, Any]]:
+        return [_source_entry(request, s) for s in settings.sources]
+
+    static = static_dir()
+
+    @app.get("/", include_in_schema=False)
+    def viewer() -> FileResponse:
+        return FileResponse(static / "index.html")
+
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    add_exception_handlers(app, STATUS_CODES)
+    app.add_middleware(ThresholdsHeaderMiddleware, state_key=OTSU_ALGORITHM_STATE)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["*"],
+        expose_headers=[THRESHOLDS_HEADER],
+    )
+    return app

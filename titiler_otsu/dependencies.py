@@ -1,0 +1,87 @@
+"""FastAPI dependencies: source paths, algorithm parsing and the algorithm-driven halo."""
+
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Query
+from pydantic import ValidationError
+from titiler.core.algorithm import Algorithms
+from titiler.core.algorithm.base import BaseAlgorithm
+from titiler.core.dependencies import DefaultDependency
+
+from titiler_otsu.errors import BadRequestError
+from titiler_otsu.settings import Settings
+from titiler_otsu.sources import SourcePolicy
+
+
+def path_dependency(policy: SourcePolicy) -> Callable[..., str]:
+    """`url=` query parameter, checked against the source allow-list."""
+
+    def source_path(
+        url: Annotated[str, Query(description="Path or URL of a COG/GeoTIFF.")],
+    ) -> str:
+        return policy.resolve(url)
+
+    return source_path
+
+
+def _format_validation_error(name: str, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "algorithm_params"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown parameter"
+        parts.append(f"'{key}': {msg}" if e["loc"] else msg)
+    return f"Invalid algorithm_params for '{name}': " + "; ".join(parts)
+
+
+def algorithm_dependency(registry: Algorithms, settings: Settings) -> Callable[..., BaseAlgorithm | None]:
+    """Parse `algorithm` and `algorithm_params` into an algorithm instance (400 on errors)."""
+    names = tuple(registry.list())
+
+    def algorithm(
+        algorithm: Annotated[
+            Literal[names] | None,  # type: ignore[valid-type]
+            Query(description="Algorithm name (see /algorithms)."),
+        ] = None,
+        algorithm_params: Annotated[
+            str | None,
+            Query(description='Algorithm parameters as JSON, e.g. {"scope": "tile"}.'),
+        ] = None,
+    ) -> BaseAlgorithm | None:
+        params: object = {}
+        if algorithm_params:
+            try:
+                params = json.loads(algorithm_params)
+            except json.JSONDecodeError as e:
+                raise BadRequestError(
+                    f"algorithm_params is not valid JSON ({e.msg} at character {e.pos}); "
+                    'give an object such as {"scope": "tile", "sigma": 1}.'
+                ) from e
+            if not isinstance(params, dict):
+                raise BadRequestError('algorithm_params must be a JSON object, e.g. {"scope": "tile"}.')
+        if not algorithm:
+            if params:
+                raise BadRequestError("algorithm_params was given without `algorithm`.")
+            return None
+        try:
+            instance = registry.get(algorithm)(**params)
+        except ValidationError as e:
+            raise BadRequestError(_format_validation_error(algorithm, e)) from e
+        classes = getattr(instance, "classes", None)
+        if isinstance(classes, int) and classes > settings.max_classes:
+            raise BadRequestError(f"'classes' must be at most {settings.max_classes} (setting MAX_CLASSES).")
+        return instance
+
+    return algorithm
+
+
+@dataclass
+class HaloParams(DefaultDependency):
+    """Tile read options derived from the algorithm (users never pass `buffer`)."""
+
+    buffer: int | None = None

@@ -1,0 +1,262 @@
+"""TiTiler factories with grid-exact reads and Otsu analytics."""
+
+
+import math
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+import numpy as np
+from attrs import define, field
+from fastapi import Depends, Path, Query, Request
+from rio_tiler.constants import WGS84_CRS
+from rio_tiler.io import BaseReader
+from titiler.core.algorithm import Algorithms
+from titiler.core.algorithm.base import BaseAlgorithm
+from titiler.core.dependencies import DefaultDependency
+from titiler.core.factory import TilerFactory
+from titiler.core.resources.enums import ImageType
+from titiler.core.resources.responses import XMLResponse
+from titiler.core.utils import tms_limits
+from titiler.extensions.wmts import DEFAULT_TEMPLATES as WMTS_TEMPLATES
+
+from titiler_otsu.algorithms import SegmentationAlgorithm, halo_of, otsu_algorithms
+from titiler_otsu.algorithms.otsu import Otsu
+from titiler_otsu.dependencies import HaloParams, algorithm_dependency
+from titiler_otsu.errors import BadRequestError
+from titiler_otsu.histograms import DatasetHistograms
+from titiler_otsu.models import ThresholdResponse
+from titiler_otsu.reader import GridExactReader
+from titiler_otsu.render import render_tile
+from titiler_otsu.settings import Settings
+from titiler_otsu.thresholds import Histogram, valid_histogram
+
+OTSU_ALGORITHM_STATE = "otsu_algorithm"
+
+
+def _finite_or_none(values: list[float]) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
+    try:
+        minx, miny, maxx, maxy = (float(v) for v in bbox.split(","))
+    except ValueError as e:
+        raise BadRequestError("bbox must be 'minx,miny,maxx,maxy' in longitude/latitude.") from e
+    if not (minx < maxx and miny < maxy and -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
+        raise BadRequestError("bbox must be 'minx,miny,maxx,maxy' in lon/lat with min < max.")
+    return minx, miny, maxx, maxy
+
+
+@define(kw_only=True)
+class OtsuTilerFactory(TilerFactory):
+    """`TilerFactory` whose tiles are grid-exact and whose algorithms know their source.
+
+    On top of TiTiler's endpoints: the algorithm's halo is read with every tile, scope
+    'dataset' thresholds are bound from the cached dataset histogram, class tiles render as
+    overlays, and `/threshold` and `/{tileMatrixSetId}/WMTSCapabilities.xml` are added.
+    """
+
+    reader: type[BaseReader] = GridExactReader
+    settings: Settings = field(factory=Settings)
+    histograms: DatasetHistograms | None = field(default=None)
+    algorithm_registry: Algorithms = field(factory=otsu_algorithms)
+    render_func: Any = render_tile
+    add_ogc_maps: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        """Wire our dependencies before TiTiler registers the routes."""
+        if self.histograms is None:
+            s = self.settings
+            self.histograms = DatasetHistograms(s.histogram_cache_size, s.histogram_cache_ttl, s.histogram_max_size)
+        self.process_dependency = self._bound_algorithm_dependency()
+        self.tile_dependency = self._halo_dependency()  # type: ignore[assignment]
+        super().__attrs_post_init__()
+
+    # ------------------------------------------------------------------ dependencies
+    def _bound_algorithm_dependency(self) -> Any:
+        """The algorithm, with the source's dataset histogram bound when it needs it."""
+        parse = algorithm_dependency(self.algorithm_registry, self.settings)
+        factory = self
+
+        def post_process(
+            request: Request,
+            algorithm: Annotated[BaseAlgorithm | None, Depends(parse)],
+            src_path: Annotated[str, Depends(self.path_dependency)],
+            reader_params: Annotated[DefaultDependency, Depends(self.reader_dependency)],
+            layer_params: Annotated[DefaultDependency, Depends(self.layer_dependency)],
+            dataset_params: Annotated[DefaultDependency, Depends(self.dataset_dependency)],
+        ) -> BaseAlgorithm | None:
+            if isinstance(algorithm, SegmentationAlgorithm):
+                setattr(request.state, OTSU_ALGORITHM_STATE, algorithm)
+                if algorithm.needs_dataset_histogram:
+                    algorithm.bind_dataset_histogram(
+                        factory.dataset_histogram(src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
+                    )
+            return algorithm
+
+        return post_process
+
+    def _halo_dependency(self) -> Any:
+        """Tile options: the halo the algorithm declares (bounded by settings)."""
+        settings = self.settings
+
+        def tile_params(
+            request: Request,
+            algorithm: Annotated[BaseAlgorithm | None, Depends(self.process_dependency)],
+        ) -> HaloParams:
+            tilesize = request.query_params.get("tilesize")
+            if tilesize and tilesize.isdigit() and int(tilesize) > settings.max_tilesize:
+                raise BadRequestError(f"tilesize must be at most {settings.max_tilesize} (setting MAX_TILESIZE).")
+            halo = halo_of(algorithm)
+            if halo > settings.max_halo:
+                raise BadRequestError(
+                    f"These parameters need a {halo}-pixel halo, more than the server's limit of "
+                    f"{settings.max_halo} (setting MAX_HALO): lower sigma, opening or closing."
+                )
+            return HaloParams(buffer=halo or None)
+
+        return tile_params
+
+    def dataset_histogram(
+        self,
+        src_path: str,
+        reader_params: DefaultDependency,
+        layer_params: DefaultDependency,
+        dataset_params: DefaultDependency,
+        nbins: int,
+    ) -> Histogram:
+        """Histogram of the whole source for this band/expression (cached)."""
+        options = {**layer_params.as_dict(), **dataset_params.as_dict()}
+        assert self.histograms is not None
+        return self.histograms.get(
+            lambda: self.reader(src_path, **reader_params.as_dict()), src_path, options, nbins
+        )
+
+    # ------------------------------------------------------------------ routes
+    def register_routes(self) -> None:
+        """TiTiler's routes plus /threshold and per-TMS WMTS."""
+        super().register_routes()
+        self.threshold()
+        self.wmts()
+
+    def threshold(self) -> None:
+        """Register `GET /threshold`."""
+
+        @self.router.get(
+            "/threshold",
+            response_model=ThresholdResponse,
+            operation_id=f"{self.operation_prefix}getThreshold",
+            summary="Thresholds and histogram of the source (or of a lon/lat bbox).",
+        )
+        def threshold(
+            algorithm: Annotated[BaseAlgorithm | None, Depends(self.process_dependency)],
+            src_path: Annotated[str, Depends(self.path_dependency)],
+            reader_params: Annotated[DefaultDependency, Depends(self.reader_dependency)],
+            layer_params: Annotated[DefaultDependency, Depends(self.layer_dependency)],
+            dataset_params: Annotated[DefaultDependency, Depends(self.dataset_dependency)],
+            bbox: Annotated[
+                str | None,
+                Query(description="Restrict the histogram to minx,miny,maxx,maxy (lon/lat)."),
+            ] = None,
+        ) -> dict[str, Any]:
+            if algorithm is None:
+                algorithm = Otsu()
+            if not isinstance(algorithm, SegmentationAlgorithm):
+                raise BadRequestError("/threshold works with the segmentation algorithms (otsu, multiotsu).")
+            if bbox:
+                hist = self._bbox_histogram(src_path, reader_params, layer_params, dataset_params, bbox, algorithm)
+            else:
+                hist = self.dataset_histogram(src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
+            if algorithm.scope == "fixed":
+                thresholds = algorithm.fixed_thresholds() or []
+            else:
+                thresholds = algorithm.thresholds_from_histogram(hist)
+            return {
+                "algorithm": algorithm.algorithm_name(),
+                "scope": algorithm.scope,
+                "thresholds": _finite_or_none(thresholds),
+                "nbins": hist.nbins,
+                "histogram": {"counts": hist.counts.tolist(), "edges": hist.edges.tolist()},
+                "pixels": hist.pixels,
+                "bbox": _parse_bbox(bbox) if bbox else None,
+            }
+
+    def _bbox_histogram(
+        self,
+        src_path: str,
+        reader_params: DefaultDependency,
+        layer_params: DefaultDependency,
+        dataset_params: DefaultDependency,
+        bbox: str,
+        algorithm: SegmentationAlgorithm,
+    ) -> Histogram:
+        bounds = _parse_bbox(bbox)
+        with self.reader(src_path, **reader_params.as_dict()) as src:
+            img = src.part(
+                bounds,
+                bounds_crs=WGS84_CRS,
+                max_size=self.settings.histogram_max_size,
+                **layer_params.as_dict(),
+                **dataset_params.as_dict(),
+            )
+        if img.count != 1:
+            raise BadRequestError("Pick one band with `bidx` or build one with `expression`.")
+        band = img.array[0]
+        return valid_histogram(np.ma.getdata(band), ~np.ma.getmaskarray(band), nbins=algorithm.nbins)
+
+    def wmts(self) -> None:
+        """Register `GET /{tileMatrixSetId}/WMTSCapabilities.xml` (OGC WMTS, RESTful)."""
+
+        @self.router.get(
+            "/{tileMatrixSetId}/WMTSCapabilities.xml",
+            response_class=XMLResponse,
+            operation_id=f"{self.operation_prefix}getWMTSCapabilities",
+            summary="OGC WMTS capabilities for one TileMatrixSet (imagery or mask layer).",
+        )
+        def wmts_capabilities(
+            request: Request,
+            tileMatrixSetId: Annotated[
+                Literal[tuple(self.supported_tms.list())],  # type: ignore[misc]
+                Path(description="TileMatrixSet identifier."),
+            ],
+            src_path: Annotated[str, Depends(self.path_dependency)],
+            reader_params: Annotated[DefaultDependency, Depends(self.reader_dependency)],
+            tile_format: Annotated[ImageType, Query(description="Tile format.")] = ImageType.png,
+        ) -> Any:
+            tms = self.supported_tms.get(tileMatrixSetId)
+            with self.reader(src_path, tms=tms, **reader_params.as_dict()) as src:
+                bounds = src.get_geographic_bounds(WGS84_CRS)
+                zooms = (src.minzoom, src.maxzoom)
+            skip = {"tile_format", "service", "request", "acceptversions", "tilesize"}
+            qs = urlencode([(k, v) for k, v in request.query_params.multi_items() if k.lower() not in skip])
+            tiles_url = self.url_for(
+                request,
+                "tile",
+                tileMatrixSetId=tileMatrixSetId,
+                z="{TileMatrix}",
+                x="{TileCol}",
+                y="{TileRow}",
+                format=tile_format.value,
+            )
+            name = "mask" if request.query_params.get("algorithm") else "imagery"
+            layer = {
+                "title": f"{src_path.rsplit('/', 1)[-1]} {name}",
+                "identifier": f"{name}_{tileMatrixSetId}",
+                "tms_identifier": tileMatrixSetId,
+                "tms_limits": tms_limits(tms, bounds, zooms=zooms),
+                "tiles_url": tiles_url,
+                "query_string": qs,
+                "bbox_crs_type": "WGS84BoundingBox",
+                "bbox_crs_uri": "urn:ogc:def:crs:OGC:2:84",
+                "bbox": bounds,
+            }
+            return WMTS_TEMPLATES.TemplateResponse(
+                request,
+                name="wmts.xml",
+                context={
+                    "layers": [layer],
+                    "tileMatrixSets": [{"id": tileMatrixSetId, "crs": tms.crs.srs, "matrices": tms.tileMatrices}],
+                    "media_type": tile_format.mediatype,
+                },
+                media_type="application/xml",
+            )

@@ -1,0 +1,70 @@
+"""Rendering of class images: RGBA overlays for maps, raw class values for analysis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rio_tiler.colormap import parse_color
+from rio_tiler.models import ImageData
+from titiler.core.resources.enums import ImageType
+from titiler.core.utils import render_image
+
+from titiler_otsu.errors import BadRequestError
+
+#: Class colours of the overlay, by number of classes. Class 0 (background) is transparent.
+CLASS_PALETTES: dict[int, list[str]] = {
+    2: ["#00000000", "#1f78b4"],
+    3: ["#00000000", "#33a02c", "#1f78b4"],
+    4: ["#00000000", "#fdbf6f", "#33a02c", "#1f78b4"],
+    5: ["#00000000", "#e31a1c", "#fdbf6f", "#33a02c", "#1f78b4"],
+}
+
+_OVERLAY_FORMATS = {ImageType.png, ImageType.webp, ImageType.jpeg, ImageType.jpg, ImageType.jp2}
+
+
+def class_colormap(n_classes: int, alpha: int = 200) -> dict[int, tuple[int, int, int, int]]:
+    """Default overlay colormap: background transparent, foreground classes coloured.
+
+    Args:
+        n_classes: number of classes (2-5).
+        alpha: opacity of the foreground colours (0-255).
+
+    Returns:
+        dict: class value -> RGBA.
+
+    """
+    palette = CLASS_PALETTES[n_classes]
+    cmap: dict[int, tuple[int, int, int, int]] = {}
+    for value, colour in enumerate(palette):
+        r, g, b, a = parse_color(colour)
+        cmap[value] = (r, g, b, a if value == 0 else alpha)
+    return cmap
+
+
+def render_tile(
+    image: ImageData,
+    output_format: ImageType | None = None,
+    colormap: Any = None,
+    **kwargs: Any,
+) -> tuple[bytes, str]:
+    """TiTiler `render_func` aware of class images.
+
+    Class images (from our segmentation algorithms) become RGBA overlays in PNG/WebP (the
+    default, PNG), with the class palette unless `colormap`/`colormap_name` is given; in
+    GeoTIFF/NPY they stay raw uint8 class values plus the validity mask. Other images
+    render as in TiTiler.
+    """
+    n_classes = (image.metadata or {}).get("otsu_classes")
+    if not n_classes:
+        return render_image(image, output_format=output_format, colormap=colormap, **kwargs)
+    kwargs.pop("rescale", None)
+    kwargs.pop("color_formula", None)
+    fmt = output_format or ImageType.png
+    if fmt in _OVERLAY_FORMATS:
+        if fmt in (ImageType.jpeg, ImageType.jpg):
+            raise BadRequestError(
+                "A class overlay needs transparency, which JPEG lacks: ask for .png or .webp "
+                "(or .tif/.npy for raw class values)."
+            )
+        return render_image(image, output_format=fmt, colormap=colormap or class_colormap(n_classes), **kwargs)
+    return render_image(image, output_format=fmt, colormap=None, **kwargs)
