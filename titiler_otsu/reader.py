@@ -10,12 +10,14 @@ whichever tile, tile size or halo asked for it.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
 import attr
 import numpy as np
 import rasterio
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -24,7 +26,12 @@ from rio_tiler.expression import parse_expression
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
-from titiler_otsu.errors import BadRequestError
+from titiler_otsu.errors import (
+    BadRequestError,
+    SourceNotFoundError,
+    SourceNotReadableError,
+    UpstreamError,
+)
 from titiler_otsu.grid import GridWindow, tile_window
 from titiler_otsu.sampling import source_coords, source_pixel_size
 
@@ -40,6 +47,21 @@ class GridExactReader(Reader):
 
     _overviews: dict[int, DatasetReader] = attr.ib(init=False, factory=dict)
     _src_pixel_size: float | None = attr.ib(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        """Open the dataset, turning GDAL's open errors into user-facing ones."""
+        try:
+            super().__attrs_post_init__()
+        except RasterioIOError as e:
+            self.close()
+            if self.input and os.path.isfile(self.input):
+                raise SourceNotReadableError(
+                    f"{os.path.basename(self.input)} is not a raster GDAL can read "
+                    "(expected a GeoTIFF/COG)."
+                ) from e
+            if self.input and "://" in self.input:
+                raise UpstreamError(f"Could not read the remote source {self.input}.") from e
+            raise SourceNotFoundError(f"No such source: {self.input}") from e
 
     def _overview_factor(self, grid_res: float) -> int:
         """Decimation of the overview used for a grid level (a per-source constant)."""

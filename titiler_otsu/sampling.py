@@ -105,7 +105,9 @@ def source_pixel_size(
     """
     cx, cy = width / 2.0, height / 2.0
     pts = np.array([[cx, cy], [cx + 1, cy], [cx, cy + 1]])
-    xs, ys = src_transform * (pts[:, 0], pts[:, 1])
+    t = src_transform
+    xs = t.a * pts[:, 0] + t.b * pts[:, 1] + t.c
+    ys = t.d * pts[:, 0] + t.e * pts[:, 1] + t.f
     if dst_crs != src_crs:
         xs, ys = transformer_for(src_crs, dst_crs).transform(xs, ys)
     dx = float(np.hypot(xs[1] - xs[0], ys[1] - ys[0]))
