@@ -84,7 +84,9 @@ def test_binary_classes_follow_threshold_and_invert(client) -> None:
 def test_dataset_scope_uses_one_threshold_for_every_tile(client) -> None:
     seen = set()
     for dx in range(-1, 2):
-        r = client.get(f"/cog/tiles/WebMercatorQuad/14/{NAIP_TILE.x + dx}/{NAIP_TILE.y}.png", params=_q(algorithm="otsu"))
+        r = client.get(
+            f"/cog/tiles/WebMercatorQuad/14/{NAIP_TILE.x + dx}/{NAIP_TILE.y}.png", params=_q(algorithm="otsu")
+        )
         assert r.status_code == 200
         seen.add(r.headers["x-otsu-thresholds"])
     assert len(seen) == 1
@@ -104,13 +106,19 @@ def test_tile_scope_thresholds_differ_between_tiles(client) -> None:
     values = set()
     for z, (lon, lat) in [(14, (-99.15, 47.02)), (14, (-99.17, 47.03)), (15, (-99.13, 47.01))]:
         t = TMS.tile(lon, lat, z)
-        r = client.get(f"/cog/tiles/WebMercatorQuad/{z}/{t.x}/{t.y}.png", params=_q(algorithm="otsu", algorithm_params={"scope": "tile"}))
+        r = client.get(
+            f"/cog/tiles/WebMercatorQuad/{z}/{t.x}/{t.y}.png",
+            params=_q(algorithm="otsu", algorithm_params={"scope": "tile"}),
+        )
         values.add(r.headers["x-otsu-thresholds"])
     assert len(values) > 1
 
 
 def test_fixed_scope_uses_given_thresholds(client) -> None:
-    r = client.get(NAIP_URL + ".png", params=_q(algorithm="multiotsu", algorithm_params={"scope": "fixed", "classes": 3, "thresholds": [50, 120.5]}))
+    r = client.get(
+        NAIP_URL + ".png",
+        params=_q(algorithm="multiotsu", algorithm_params={"scope": "fixed", "classes": 3, "thresholds": [50, 120.5]}),
+    )
     assert r.status_code == 200 and _thresholds(r) == [50.0, 120.5]
 
 
@@ -157,7 +165,10 @@ def test_titiler_default_algorithms_keep_working(client) -> None:
 
         w, s, e, n = transform_bounds(ds.crs, "epsg:4326", *ds.bounds)
     t = TMS.tile((w + e) / 2, (s + n) / 2, 16)
-    r = client.get(f"/cog/tiles/WebMercatorQuad/16/{t.x}/{t.y}.png", params={"url": str(DEM), "algorithm": "hillshade", "algorithm_params": json.dumps({"buffer": 3})})
+    r = client.get(
+        f"/cog/tiles/WebMercatorQuad/16/{t.x}/{t.y}.png",
+        params={"url": str(DEM), "algorithm": "hillshade", "algorithm_params": json.dumps({"buffer": 3})},
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
 
 
@@ -202,7 +213,12 @@ BAD_REQUESTS = [
     ("classes out of range", NAIP_URL + ".png", _q(algorithm="multiotsu", algorithm_params={"classes": 9}), 400),
     ("negative sigma", NAIP_URL + ".png", _q(algorithm="otsu", algorithm_params={"sigma": -1}), 400),
     ("fixed without threshold", NAIP_URL + ".png", _q(algorithm="otsu", algorithm_params={"scope": "fixed"}), 400),
-    ("wrong thresholds count", NAIP_URL + ".png", _q(algorithm="multiotsu", algorithm_params={"scope": "fixed", "classes": 3, "thresholds": [1]}), 400),
+    (
+        "wrong thresholds count",
+        NAIP_URL + ".png",
+        _q(algorithm="multiotsu", algorithm_params={"scope": "fixed", "classes": 3, "thresholds": [1]}),
+        400,
+    ),
     ("wrong type", NAIP_URL + ".png", _q(algorithm="otsu", algorithm_params={"invert": "maybe"}), 400),
     ("multi-band without bidx", NAIP_URL + ".png", {"url": str(NAIP), "algorithm": "otsu"}, 400),
     ("tile outside bounds", "/cog/tiles/WebMercatorQuad/14/0/0.png", _q(algorithm="otsu"), 404),
@@ -211,7 +227,12 @@ BAD_REQUESTS = [
     ("tilesize too large", NAIP_URL + ".png", {**_q(), "tilesize": 100000}, 400),
     ("jpeg overlay", NAIP_URL + ".jpg", _q(algorithm="otsu"), 400),
     ("non-nearest resampling", NAIP_URL + ".png", {**_q(), "resampling": "bilinear"}, 400),
-    ("halo over the limit", NAIP_URL + ".png", _q(algorithm="otsu", algorithm_params={"sigma": 16, "opening": 16, "closing": 16}), 400),
+    (
+        "halo over the limit",
+        NAIP_URL + ".png",
+        _q(algorithm="otsu", algorithm_params={"sigma": 16, "opening": 16, "closing": 16}),
+        400,
+    ),
     ("bad bbox", "/cog/threshold", {**_q(), "bbox": "1,2,3"}, 400),
     ("threshold on non-segmentation algorithm", "/cog/threshold", _q(algorithm="hillshade"), 400),
 ]
@@ -231,3 +252,13 @@ def test_rgb_without_bidx_error_says_how_to_pick_a_band(client) -> None:
     t = TMS.tile(-77.76, 24.56, 9)
     r = client.get(f"/cog/tiles/WebMercatorQuad/9/{t.x}/{t.y}.png", params={"url": str(RGB), "algorithm": "otsu"})
     assert r.status_code == 400 and "bidx" in r.json()["detail"] and "expression" in r.json()["detail"]
+
+
+def test_scale_suffix_doubles_the_tilesize(client) -> None:
+    r = client.get(NAIP_URL + "@2x.npy", params=_q(algorithm="otsu"))
+    assert r.status_code == 200, r.text
+    classes, _ = load_npy(r.content)
+    assert classes.shape == (1, 512, 512)
+    explicit = client.get(NAIP_URL + ".npy", params={**_q(algorithm="otsu"), "tilesize": 512})
+    assert explicit.content == r.content
+    assert client.get(NAIP_URL + "@2x", params=_q()).status_code == 200

@@ -37,7 +37,11 @@ def _probe_points(path: Path) -> dict[str, tuple[float, float]]:
     with Reader(str(path)) as src:
         w, s, e, n = src.get_geographic_bounds("epsg:4326")
     dx, dy = (e - w) * 0.01, (n - s) * 0.01
-    return {"centre": ((w + e) / 2, (s + n) / 2), "north_west_edge": (w + dx, n - dy), "south_east_edge": (e - dx, s + dy)}
+    return {
+        "centre": ((w + e) / 2, (s + n) / 2),
+        "north_west_edge": (w + dx, n - dy),
+        "south_east_edge": (e - dx, s + dy),
+    }
 
 
 def _query(path: Path, bidx: int, algo: dict | None, tilesize: int) -> dict[str, str | int]:
@@ -130,7 +134,9 @@ def test_halo_equals_neighbour_pixels() -> None:
             ys = range(max(0, rows_w.start), min(wide.shape[1], rows_w.stop))
             xs = range(max(0, cols_w.start), min(wide.shape[2], cols_w.stop))
             w = wide[0, ys.start : ys.stop, xs.start : xs.stop]
-            n = nb[0, ys.start - rows_w.start : ys.stop - rows_w.start, xs.start - cols_w.start : xs.stop - cols_w.start]
+            n = nb[
+                0, ys.start - rows_w.start : ys.stop - rows_w.start, xs.start - cols_w.start : xs.stop - cols_w.start
+            ]
             assert w.size > 0
             np.testing.assert_array_equal(np.ma.getdata(w), np.ma.getdata(n))
             np.testing.assert_array_equal(np.ma.getmaskarray(w), np.ma.getmaskarray(n))

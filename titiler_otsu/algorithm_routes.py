@@ -1,6 +1,5 @@
 """`/algorithms` endpoints: TiTiler's and ours, each with its parameter JSON schema."""
 
-
 from typing import Annotated, Any, Literal
 
 from attrs import define
@@ -59,7 +58,7 @@ class OtsuAlgorithmFactory(AlgorithmFactory):
         )
         def algorithm_metadata(
             algorithmId: Annotated[
-                Literal[tuple(self.supported_algorithm.list())],  # type: ignore[misc]
+                Literal[tuple(self.supported_algorithm.list())],  # type: ignore[valid-type]
                 Path(description="Algorithm name"),
             ],
         ) -> AlgorithmMetadata:

@@ -1,6 +1,5 @@
 """The FastAPI application: `create_app(settings)`."""
 
-
 import os
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.dependencies import path_dependency
 from titiler_otsu.errors import STATUS_CODES
 from titiler_otsu.factory import OTSU_ALGORITHM_STATE, OtsuTilerFactory
-from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware
+from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings, default_cache_dir
 from titiler_otsu.sources import SourcePolicy
-
 
 
 def static_dir() -> Path:
@@ -118,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     add_exception_handlers(app, STATUS_CODES)
     app.add_middleware(ThresholdsHeaderMiddleware, state_key=OTSU_ALGORITHM_STATE)
+    app.add_middleware(TileScaleMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

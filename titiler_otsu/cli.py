@@ -29,7 +29,9 @@ def _band_count(source: str) -> int:
 
 @app.command()
 def serve(
-    sources: Annotated[list[str] | None, typer.Argument(help="COG/GeoTIFF paths or URLs (default: the demo scene).")] = None,
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="COG/GeoTIFF paths or URLs (default: the demo scene).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
@@ -63,7 +65,9 @@ def serve(
     params = {"invert": True} if demo_bidx else {}
     typer.echo(f"Viewer:            {base}/")
     typer.echo(f"API docs:          {base}/docs")
-    typer.echo(f"XYZ (QGIS), mask:  {base}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?{_mask_query(first, bidx, params)}")
+    typer.echo(
+        f"XYZ (QGIS), mask:  {base}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png?{_mask_query(first, bidx, params)}"
+    )
     typer.echo(f"WMTS:              {base}/cog/WebMercatorQuad/WMTSCapabilities.xml?{_mask_query(first, bidx, params)}")
     uvicorn.run("titiler_otsu.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
@@ -108,9 +112,13 @@ def threshold(
         raise typer.Exit(2) from e
     thresholds = algo.fixed_thresholds() if algo.scope == "fixed" else algo.thresholds_from_histogram(hist)
     if as_json:
-        typer.echo(json.dumps({"algorithm": algorithm, "thresholds": thresholds, "pixels": hist.pixels, "nbins": hist.nbins}))
+        typer.echo(
+            json.dumps({"algorithm": algorithm, "thresholds": thresholds, "pixels": hist.pixels, "nbins": hist.nbins})
+        )
     else:
-        typer.echo(f"{algorithm} thresholds: {', '.join(f'{t:g}' for t in thresholds or [])} ({hist.pixels} valid pixels in the overview histogram)")
+        typer.echo(
+            f"{algorithm} thresholds: {', '.join(f'{t:g}' for t in thresholds or [])} ({hist.pixels} valid pixels in the overview histogram)"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

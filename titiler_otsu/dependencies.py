@@ -1,6 +1,5 @@
 """FastAPI dependencies: source paths, algorithm parsing and the algorithm-driven halo."""
 
-
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,17 +52,18 @@ def algorithm_dependency(registry: Algorithms, settings: Settings) -> Callable[.
             Query(description='Algorithm parameters as JSON, e.g. {"scope": "tile"}.'),
         ] = None,
     ) -> BaseAlgorithm | None:
-        params: object = {}
+        params: dict = {}
         if algorithm_params:
             try:
-                params = json.loads(algorithm_params)
+                loaded = json.loads(algorithm_params)
             except json.JSONDecodeError as e:
                 raise BadRequestError(
                     f"algorithm_params is not valid JSON ({e.msg} at character {e.pos}); "
                     'give an object such as {"scope": "tile", "sigma": 1}.'
                 ) from e
-            if not isinstance(params, dict):
+            if not isinstance(loaded, dict):
                 raise BadRequestError('algorithm_params must be a JSON object, e.g. {"scope": "tile"}.')
+            params = loaded
         if not algorithm:
             if params:
                 raise BadRequestError("algorithm_params was given without `algorithm`.")

@@ -1,6 +1,5 @@
 """TiTiler factories with grid-exact reads and Otsu analytics."""
 
-
 import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -69,7 +68,7 @@ class OtsuTilerFactory(TilerFactory):
             s = self.settings
             self.histograms = DatasetHistograms(s.histogram_cache_size, s.histogram_cache_ttl, s.histogram_max_size)
         self.process_dependency = self._bound_algorithm_dependency()
-        self.tile_dependency = self._halo_dependency()  # type: ignore[assignment]
+        self.tile_dependency = self._halo_dependency()
         super().__attrs_post_init__()
 
     # ------------------------------------------------------------------ dependencies
@@ -90,7 +89,9 @@ class OtsuTilerFactory(TilerFactory):
                 setattr(request.state, OTSU_ALGORITHM_STATE, algorithm)
                 if algorithm.needs_dataset_histogram:
                     algorithm.bind_dataset_histogram(
-                        factory.dataset_histogram(src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
+                        factory.dataset_histogram(
+                            src_path, reader_params, layer_params, dataset_params, algorithm.nbins
+                        )
                     )
             return algorithm
 
@@ -128,9 +129,7 @@ class OtsuTilerFactory(TilerFactory):
         """Histogram of the whole source for this band/expression (cached)."""
         options = {**layer_params.as_dict(), **dataset_params.as_dict()}
         assert self.histograms is not None
-        return self.histograms.get(
-            lambda: self.reader(src_path, **reader_params.as_dict()), src_path, options, nbins
-        )
+        return self.histograms.get(lambda: self.reader(src_path, **reader_params.as_dict()), src_path, options, nbins)
 
     # ------------------------------------------------------------------ routes
     def register_routes(self) -> None:
@@ -216,7 +215,7 @@ class OtsuTilerFactory(TilerFactory):
         def wmts_capabilities(
             request: Request,
             tileMatrixSetId: Annotated[
-                Literal[tuple(self.supported_tms.list())],  # type: ignore[misc]
+                Literal[tuple(self.supported_tms.list())],  # type: ignore[valid-type]
                 Path(description="TileMatrixSet identifier."),
             ],
             src_path: Annotated[str, Depends(self.path_dependency)],

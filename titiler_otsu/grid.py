@@ -113,9 +113,7 @@ def _make_pixel_grid(tms: TileMatrixSet, zoom: int, tilesize: int) -> PixelGrid:
     return PixelGrid(origin.x, origin.y, res, zoom)
 
 
-def tile_window(
-    tms: TileMatrixSet, x: int, y: int, z: int, tilesize: int, halo: int = 0
-) -> GridWindow:
+def tile_window(tms: TileMatrixSet, x: int, y: int, z: int, tilesize: int, halo: int = 0) -> GridWindow:
     """Window of the global pixel grid covered by a tile, grown by `halo` pixels.
 
     Args:

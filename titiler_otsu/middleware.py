@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,3 +45,32 @@ class ThresholdsHeaderMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+_SCALE_PATH = re.compile(r"^(?P<tile>.*/tiles/[^/]+/\d+/\d+/\d+)@(?P<scale>[1-4])x(?P<ext>\.\w+)?$")
+
+
+class TileScaleMiddleware:
+    """Accept TiTiler 0.x style `.../{z}/{x}/{y}@{scale}x[.{format}]` tile paths.
+
+    `@2x` means `tilesize = 2 * 256`; the path is rewritten before routing (an explicit
+    `tilesize` query parameter wins).
+    """
+
+    def __init__(self, app: ASGIApp, base_tilesize: int = 256) -> None:
+        """Wrap `app`."""
+        self.app = app
+        self.base_tilesize = base_tilesize
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite `@{scale}x` tile paths, pass everything else through."""
+        if scope["type"] == "http" and "@" in scope["path"]:
+            match = _SCALE_PATH.match(scope["path"])
+            if match:
+                path = match["tile"] + (match["ext"] or "")
+                query = scope.get("query_string", b"").decode("latin-1")
+                if not re.search(r"(^|&)tilesize=", query):
+                    size = f"tilesize={int(match['scale']) * self.base_tilesize}"
+                    query = f"{query}&{size}" if query else size
+                scope = {**scope, "path": path, "raw_path": path.encode(), "query_string": query.encode("latin-1")}
+        await self.app(scope, receive, send)

@@ -56,12 +56,17 @@ class GridExactReader(Reader):
             self.close()
             if self.input and os.path.isfile(self.input):
                 raise SourceNotReadableError(
-                    f"{os.path.basename(self.input)} is not a raster GDAL can read "
-                    "(expected a GeoTIFF/COG)."
+                    f"{os.path.basename(self.input)} is not a raster GDAL can read (expected a GeoTIFF/COG)."
                 ) from e
             if self.input and "://" in self.input:
                 raise UpstreamError(f"Could not read the remote source {self.input}.") from e
             raise SourceNotFoundError(f"No such source: {self.input}") from e
+
+    @property
+    def ds(self) -> DatasetReader:
+        """The open full-resolution dataset."""
+        assert self.dataset is not None
+        return self.dataset
 
     def _overview_factor(self, grid_res: float) -> int:
         """Decimation of the overview used for a grid level (a per-source constant)."""
@@ -69,10 +74,10 @@ class GridExactReader(Reader):
             return 1
         if self._src_pixel_size is None:
             self._src_pixel_size = source_pixel_size(
-                self.tms.rasterio_crs, self.crs, self.transform, self.width, self.height
+                self.tms.rasterio_crs, self.crs, self.ds.transform, self.ds.width, self.ds.height
             )
         decimation = grid_res / self._src_pixel_size
-        factors = [f for f in self.dataset.overviews(1) if f <= decimation * OVERVIEW_TOLERANCE]
+        factors = [f for f in self.ds.overviews(1) if f <= decimation * OVERVIEW_TOLERANCE]
         return max(factors, default=1)
 
     def _level_dataset(self, factor: int) -> DatasetReader:
@@ -80,10 +85,8 @@ class GridExactReader(Reader):
         if factor == 1:
             return self.dataset
         if factor not in self._overviews:
-            level = self.dataset.overviews(1).index(factor)
-            self._overviews[factor] = self._ctx_stack.enter_context(
-                rasterio.open(self.input, overview_level=level)
-            )
+            level = self.ds.overviews(1).index(factor)
+            self._overviews[factor] = self._ctx_stack.enter_context(rasterio.open(self.input, overview_level=level))
         return self._overviews[factor]
 
     def read_window(
@@ -107,9 +110,9 @@ class GridExactReader(Reader):
         """
         factor = self._overview_factor(window.grid.res)
         src = self._level_dataset(factor)
-        coords = source_coords(window, self.tms.rasterio_crs, self.crs, self.transform)
-        scale_x = self.width / src.width
-        scale_y = self.height / src.height
+        coords = source_coords(window, self.tms.rasterio_crs, self.crs, self.ds.transform)
+        scale_x = self.ds.width / src.width
+        scale_y = self.ds.height / src.height
         with np.errstate(invalid="ignore"):
             pc = np.floor(coords.cols / scale_x)
             pr = np.floor(coords.rows / scale_y)
@@ -140,12 +143,13 @@ class GridExactReader(Reader):
             data = np.full(shape, fill, dtype=dtype)
             mask = np.ones(shape, dtype=bool)
 
-        scales = [self.dataset.scales[i - 1] for i in indexes]
-        offsets = [self.dataset.offsets[i - 1] for i in indexes]
+        scales = [self.ds.scales[i - 1] for i in indexes]
+        offsets = [self.ds.offsets[i - 1] for i in indexes]
         if unscale:
-            data = data.astype("float32") * np.array(scales, "float32")[:, None, None] + np.array(
-                offsets, "float32"
-            )[:, None, None]
+            data = (
+                data.astype("float32") * np.array(scales, "float32")[:, None, None]
+                + np.array(offsets, "float32")[:, None, None]
+            )
             scales, offsets = [1.0] * len(indexes), [0.0] * len(indexes)
 
         return ImageData(
@@ -153,7 +157,7 @@ class GridExactReader(Reader):
             bounds=window.bounds,
             crs=self.tms.rasterio_crs,
             band_names=[f"b{i}" for i in indexes],
-            band_descriptions=[self.dataset.descriptions[i - 1] or f"b{i}" for i in indexes],
+            band_descriptions=[self.ds.descriptions[i - 1] or f"b{i}" for i in indexes],
             nodata=fill,
             scales=scales,
             offsets=offsets,
@@ -211,14 +215,14 @@ class GridExactReader(Reader):
         if expression:
             indexes = parse_expression(expression)
         elif indexes is None:
-            indexes = list(range(1, self.dataset.count + 1))
+            indexes = list(range(1, self.ds.count + 1))
         elif isinstance(indexes, int):
             indexes = [indexes]
         for idx in indexes:
-            if not 1 <= idx <= self.dataset.count:
+            if not 1 <= idx <= self.ds.count:
                 raise BadRequestError(
-                    f"Band {idx} does not exist: this source has {self.dataset.count} band(s) "
-                    f"(bidx 1..{self.dataset.count})."
+                    f"Band {idx} does not exist: this source has {self.ds.count} band(s) "
+                    f"(bidx 1..{self.ds.count})."
                 )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -50,9 +50,7 @@ def _interpolate(nodes: np.ndarray, ix: np.ndarray, fx: np.ndarray, iy: np.ndarr
     return along_x[iy, :] * (1.0 - fy)[:, None] + along_x[iy + 1, :] * fy[:, None]
 
 
-def source_coords(
-    window: GridWindow, dst_crs: CRS, src_crs: CRS, src_transform: Affine
-) -> SourceCoords:
+def source_coords(window: GridWindow, dst_crs: CRS, src_crs: CRS, src_transform: Affine) -> SourceCoords:
     """Source pixel coordinates of the centres of every pixel of `window`.
 
     Args:
@@ -95,9 +93,7 @@ def source_coords(
     )
 
 
-def source_pixel_size(
-    dst_crs: CRS, src_crs: CRS, src_transform: Affine, width: int, height: int
-) -> float:
+def source_pixel_size(dst_crs: CRS, src_crs: CRS, src_transform: Affine, width: int, height: int) -> float:
     """Size of one full-resolution source pixel at the source centre, in `dst_crs` units.
 
     Used to choose the overview for a grid level; a constant per source, so the choice

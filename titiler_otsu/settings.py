@@ -23,9 +23,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TITILER_OTSU_", extra="ignore")
 
-    sources: list[str] = Field(
-        default_factory=list, description="Sources listed at /sources (paths or URLs)."
-    )
+    sources: list[str] = Field(default_factory=list, description="Sources listed at /sources (paths or URLs).")
     allowed_sources: list[str] | None = Field(
         None,
         description="Path and URL prefixes a request may read. Default: the directories of "

@@ -42,11 +42,11 @@ class SegmentationAlgorithm(BaseAlgorithm):
     # metadata
     title: ClassVar[str] = "Segmentation"
     description: ClassVar[str] = ""
-    input_nbands: ClassVar[int] = 1
-    output_nbands: ClassVar[int] = 1
-    output_dtype: ClassVar[str] = "uint8"
-    output_min: ClassVar[list[int]] = [0]
-    output_max: ClassVar[list[int]] = [1]
+    input_nbands: ClassVar[int] = 1  # type: ignore[misc]
+    output_nbands: ClassVar[int] = 1  # type: ignore[misc]
+    output_dtype: ClassVar[str] = "uint8"  # type: ignore[misc]
+    output_min: ClassVar[list[int]] = [0]  # type: ignore[misc]
+    output_max: ClassVar[list[int]] = [1]  # type: ignore[misc]
 
     # parameters
     scope: Scope = Field(
@@ -132,7 +132,7 @@ class SegmentationAlgorithm(BaseAlgorithm):
         if halo:
             classes = classes[halo:-halo, halo:-halo]
             valid = valid[halo:-halo, halo:-halo]
-            left, bottom, right, top = img.bounds
+            left, bottom, right, top = img.bounds  # type: ignore[misc]
             rx = (right - left) / img.width
             ry = (top - bottom) / img.height
             bounds = (left + halo * rx, bottom + halo * ry, right - halo * rx, top - halo * ry)
@@ -182,7 +182,7 @@ class Otsu(SegmentationAlgorithm):
     @model_validator(mode="after")
     def _check_scope(self) -> Otsu:
         if self.scope == "fixed" and self.threshold is None:
-            raise ValueError("scope 'fixed' needs 'threshold' (e.g. {\"scope\": \"fixed\", \"threshold\": 92})")
+            raise ValueError('scope \'fixed\' needs \'threshold\' (e.g. {"scope": "fixed", "threshold": 92})')
         if self.scope != "fixed" and self.threshold is not None:
             raise ValueError("'threshold' is only used with scope 'fixed': add \"scope\": \"fixed\"")
         if self.threshold is not None and not math.isfinite(self.threshold):
@@ -206,7 +206,7 @@ class MultiOtsu(SegmentationAlgorithm):
         "Segmentation into `classes` (2-5) brightness classes by multi-level Otsu; class k "
         "holds values above k thresholds (reversed with invert)."
     )
-    output_max: ClassVar[list[int]] = [4]
+    output_max: ClassVar[list[int]] = [4]  # type: ignore[misc]
 
     classes: int = Field(3, ge=2, le=5, description="Number of classes (2-5).")
     thresholds: list[float] | None = Field(
@@ -223,8 +223,7 @@ class MultiOtsu(SegmentationAlgorithm):
                 )
             if len(self.thresholds) != self.classes - 1:
                 raise ValueError(
-                    f"'thresholds' needs classes - 1 = {self.classes - 1} values, "
-                    f"got {len(self.thresholds)}"
+                    f"'thresholds' needs classes - 1 = {self.classes - 1} values, got {len(self.thresholds)}"
                 )
             if not all(math.isfinite(t) for t in self.thresholds):
                 raise ValueError("'thresholds' must be finite numbers")
