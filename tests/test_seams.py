@@ -113,6 +113,13 @@ def test_512_tile_equals_its_four_256_children_webmercator(client, source: str, 
     assert _compare(client, "WebMercatorQuad", path, bidx, algo) == []
 
 
+@pytest.mark.parametrize("algo_name", ["raw", "otsu_sigma_opening_closing"])
+@pytest.mark.parametrize("band", ["B03.tif", "B04.tif"])
+def test_512_tile_equals_its_four_256_children_other_s2_bands(client, band: str, algo_name: str) -> None:
+    path = REAL_SOURCES["s2_b08_nir"][0].parent / band
+    assert _compare(client, "WebMercatorQuad", path, 1, ALGORITHMS[algo_name]) == []
+
+
 @pytest.mark.parametrize("algo_name", ["raw", "otsu_sigma_opening_closing", "multiotsu_4_sigma_opening"])
 @pytest.mark.parametrize("source", ["naip_nir", "dem", "s2_b08_nir"])
 def test_512_tile_equals_its_four_256_children_wgs84quad(client, source: str, algo_name: str) -> None:
@@ -156,3 +163,32 @@ def test_stock_rio_tiler_reads_are_not_grid_consistent() -> None:
                 ).array[0]
     differing = float((np.ma.getdata(parent) != kids).mean())
     assert differing > 0.01
+
+
+@pytest.mark.parametrize("tms_id", ["WebMercatorQuad", "WGS1984Quad"])
+@pytest.mark.parametrize("source", ["naip_nir", "dem", "s2_b08_nir"])
+def test_anchored_interpolation_is_within_a_hundredth_of_a_pixel_of_exact(source: str, tms_id: str) -> None:
+    import rasterio
+
+    from titiler_otsu.grid import tile_window
+    from titiler_otsu.sampling import source_coords, transformer_for
+
+    path, _ = REAL_SOURCES[source]
+    tms = morecantile.tms.get(tms_id)
+    with rasterio.open(path) as ds, GridExactReader(str(path), tms=tms) as src:
+        lon, lat = _probe_points(path)["centre"]
+        for z in range(src.minzoom, src.maxzoom + 2):
+            t = tms.tile(lon, lat, z)
+            w = tile_window(tms, t.x, t.y, z, 256, halo=7)
+            approx = source_coords(w, tms.rasterio_crs, ds.crs, ds.transform)
+            g = w.grid
+            xx, yy = np.meshgrid(
+                g.origin_x + (np.arange(w.col, w.col + w.width) + 0.5) * g.res,
+                g.origin_y - (np.arange(w.row, w.row + w.height) + 0.5) * g.res,
+            )
+            sx, sy = transformer_for(tms.rasterio_crs, ds.crs).transform(xx, yy)
+            inv = ~ds.transform
+            cols, rows = inv.a * sx + inv.b * sy + inv.c, inv.d * sx + inv.e * sy + inv.f
+            err = np.hypot(cols - approx.cols, rows - approx.rows)
+            src_px_per_out_px = np.hypot(cols[0, 1] - cols[0, 0], rows[0, 1] - rows[0, 0])
+            assert np.nanmax(err) / src_px_per_out_px < 0.01
