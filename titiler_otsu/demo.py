@@ -9,7 +9,8 @@ L2A subset (surface reflectance x 10000, ``uint16``) of the Mecklenburg Lake Dis
   river -- dark in NIR (~200-600), moderately dark in the visible bands;
 * large polygonal field parcels (cereals, rapeseed, grassland, bare soil, stubble),
   natural-edged forest, reed/meadow belts around the water, villages and roads;
-* a field of soft-edged cumulus clouds (6000-9000 in all bands) with offset shadows;
+* fair-weather cumulus: lumpy, soft-edged clouds (~6000-9000 in all bands) casting
+  shadows ~1 km to the north-north-west;
 * sensor-like Gaussian noise plus slight per-column striping;
 * a slanted swath edge: a wedge along the eastern and southern edges is nodata (0).
 
@@ -94,7 +95,6 @@ def _noise(rng: np.random.Generator, size: int, beta: float, kmax: int | None = 
 
     Returns:
         A ``(size, size)`` float32 array.
-
     """
     kmax = size // 2 if kmax is None else min(kmax, size // 2)
     fy = np.fft.fftfreq(size, 1.0 / size)
@@ -112,7 +112,7 @@ def _noise(rng: np.random.Generator, size: int, beta: float, kmax: int | None = 
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-like blur; large sigmas use three box-filter passes (constant cost).
+    """Gaussian blur; large sigmas are applied on a block-averaged copy, then upsampled.
 
     Args:
         image: 2D float array.
@@ -120,15 +120,28 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
     Returns:
         The blurred float32 array.
-
     """
     image = image.astype(np.float32, copy=False)
-    if sigma < 2.5:
+    if sigma < 4.0:
         return ndimage.gaussian_filter(image, sigma)
-    width = int(round(math.sqrt(4.0 * sigma * sigma + 1.0))) | 1
-    for _ in range(3):
-        image = ndimage.uniform_filter(image, width)
-    return image
+    f = int(sigma // 2)
+    h, w = image.shape
+    padded = np.pad(image, ((0, -h % f), (0, -w % f)), mode="edge")
+    small = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean(axis=(1, 3))
+    small = ndimage.gaussian_filter(small, math.sqrt(sigma**2 - (f * f - 1) / 12.0) / f)
+    return ndimage.zoom(small, f, order=1, grid_mode=True, mode="nearest")[:h, :w]
+
+
+def _bbox(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """Return the (padded) bounding box of the True pixels of ``mask`` as slices."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return slice(0, 0), slice(0, 0)
+    h, w = mask.shape
+    return (
+        slice(max(rows[0] - pad, 0), min(rows[-1] + pad + 1, h)),
+        slice(max(cols[0] - pad, 0), min(cols[-1] + pad + 1, w)),
+    )
 
 
 def _coords(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +164,6 @@ def _window(size: int, cx: float, cy: float, reach: float) -> Window | None:
 
     Returns:
         ``((rows, cols), x, y)`` or None when the window is outside the raster.
-
     """
     c0, c1 = max(0, int((cx - reach) * size)), min(size, math.ceil((cx + reach) * size))
     r0, r1 = max(0, int((cy - reach) * size)), min(size, math.ceil((cy + reach) * size))
@@ -162,9 +174,7 @@ def _window(size: int, cx: float, cy: float, reach: float) -> Window | None:
     return (slice(r0, r1), slice(c0, c1)), x, y
 
 
-def _blend(
-    land: np.ndarray, spectrum: Spectrum, alpha: np.ndarray, gain: np.ndarray | None = None
-) -> None:
+def _blend(land: np.ndarray, spectrum: Spectrum, alpha: np.ndarray, gain: np.ndarray | None = None) -> None:
     """Blend a constant spectrum (optionally textured by ``gain``) into ``land`` in place.
 
     Sparse overlays (roads, clouds) only touch their own pixels.
@@ -174,7 +184,6 @@ def _blend(
         spectrum: Reflectance of the overlay, one value per band.
         alpha: Overlay coverage in ``[0, 1]``, shape ``(h, w)``.
         gain: Optional multiplicative texture of the overlay, shape ``(h, w)``.
-
     """
     cover = alpha > 0
     if cover.mean() < 0.3:
@@ -198,7 +207,6 @@ def _spline(points: tuple[tuple[float, float], ...], step: float) -> np.ndarray:
 
     Returns:
         A ``(n, 2)`` array of ``(x, y)``.
-
     """
     pts = np.asarray(points, dtype=np.float64)
     chord = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
@@ -212,9 +220,7 @@ def _smooth_signal(rng: np.random.Generator, n: int, correlation: float) -> np.n
     return signal / max(np.abs(signal).max(), 1e-12)
 
 
-def _meander(
-    base: np.ndarray, rng: np.random.Generator, wavelength: float, angle: float, step: float
-) -> np.ndarray:
+def _meander(base: np.ndarray, rng: np.random.Generator, wavelength: float, angle: float, step: float) -> np.ndarray:
     """Meander a river along a base curve with a sine-generated curve (Langbein & Leopold).
 
     The channel direction oscillates as ``angle * sin(2 pi s / wavelength)`` with slowly
@@ -229,7 +235,6 @@ def _meander(
 
     Returns:
         The ``(m, 2)`` channel centreline.
-
     """
     arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(base, axis=0).T))])
     n = int(3.0 * arc[-1] / step)
@@ -259,7 +264,6 @@ def _draw_line(size: int, curve: np.ndarray, half_width: np.ndarray | float) -> 
 
     Returns:
         A ``(size, size)`` float32 coverage in ``[0, 1]``.
-
     """
     px = curve * size
     hw = np.broadcast_to(np.asarray(half_width, dtype=np.float64), (len(px),))
@@ -276,9 +280,7 @@ def _draw_line(size: int, curve: np.ndarray, half_width: np.ndarray | float) -> 
     return cover
 
 
-def _ellipse(
-    x: np.ndarray, y: np.ndarray, lake: tuple[float, float, float, float, float]
-) -> np.ndarray:
+def _ellipse(x: np.ndarray, y: np.ndarray, lake: tuple[float, float, float, float, float]) -> np.ndarray:
     """Return the normalised elliptical distance (1 on the outline) to a lake basin.
 
     Args:
@@ -289,7 +291,6 @@ def _ellipse(
 
     Returns:
         A ``(h, w)`` float32 array.
-
     """
     cx, cy, a, b, angle = lake
     cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
@@ -316,8 +317,11 @@ _LAKES: tuple[tuple[float, float, float, float, float], ...] = (
     (0.10, 0.80, 0.060, 0.034, 100.0),
     (0.53, 0.09, 0.035, 0.022, -40.0),
 )
-#: Islands ``(cx, cy, radius)``.
-_ISLANDS: tuple[tuple[float, float, float], ...] = ((0.33, 0.40, 0.013), (0.67, 0.71, 0.008))
+#: Islands ``(cx, cy, semi_major, semi_minor, angle_deg)``, cut out of the lake basins.
+_ISLANDS: tuple[tuple[float, float, float, float, float], ...] = (
+    (0.33, 0.40, 0.020, 0.009, 50.0),
+    (0.67, 0.71, 0.012, 0.006, -30.0),
+)
 #: Valley axis of the river, from the northern edge through two lakes to the southern edge.
 _RIVER: tuple[tuple[float, float], ...] = (
     (0.12, -0.03),
@@ -363,7 +367,6 @@ def _water(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]
     Returns:
         ``(alpha, depth)``: water coverage in ``[0, 1]`` (mixed pixels at the shore) and a
         ``[0, 1]`` depth proxy (0 at the shore) used to shade shallow water.
-
     """
     basin = np.zeros((size, size), dtype=np.float32)
     for lake in _LAKES:  # smooth union ("metaballs") of elliptical basins
@@ -378,11 +381,11 @@ def _water(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]
         if win is not None:
             (rows, cols), x, y = win
             basin[rows, cols] += np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / r**2))
-    for cx, cy, r in _ISLANDS:
-        win = _window(size, cx, cy, 2.5 * r)
+    for island in _ISLANDS:
+        win = _window(size, island[0], island[1], 2.5 * island[2])
         if win is not None:
             (rows, cols), x, y = win
-            basin[rows, cols] -= 1.5 * np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / r**2))
+            basin[rows, cols] -= 1.5 * np.exp(-(_ellipse(x, y, island) ** 2))
     shore = 0.15 * _noise(rng, size, 3.6, kmax=64) + 0.05 * _noise(rng, size, 3.0, kmax=160)
     lakes = (basin + shore > math.exp(-1.0)).astype(np.float32)
     alpha = ndimage.gaussian_filter(lakes, 0.7)
@@ -390,7 +393,7 @@ def _water(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]
 
     step = 0.4 / size
     channel = _meander(_spline(_RIVER, step), rng, 0.05, math.radians(70.0), step)
-    half_width = np.linspace(0.9, 1.5, len(channel))
+    half_width = np.linspace(0.9, 1.5, len(channel)) * (1.0 + 0.3 * _smooth_signal(rng, len(channel), 40.0))
     river = _draw_line(size, channel, half_width)
     return np.maximum(alpha, river), depth
 
@@ -405,7 +408,6 @@ def _clip_polygon(poly: np.ndarray, normal: np.ndarray, offset: float) -> np.nda
 
     Returns:
         The clipped polygon's ``(m, 2)`` vertices.
-
     """
     side = poly @ normal - offset
     out = []
@@ -439,12 +441,12 @@ def _parcel_polygons(rng: np.random.Generator, mean_area: float) -> list[np.ndar
     parcels = []
     while todo:
         poly = todo.pop()
-        x, y = poly[:, 0], poly[:, 1]
-        area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+        following = poly[np.arange(1, len(poly) + 1) % len(poly)]
+        area = 0.5 * abs(np.dot(poly[:, 0], following[:, 1]) - np.dot(poly[:, 1], following[:, 0]))
         if area < mean_area * math.exp(rng.normal(0.0, 0.55)):
             parcels.append(poly)
             continue
-        edges = np.roll(poly, -1, axis=0) - poly
+        edges = following - poly
         lengths = np.hypot(edges[:, 0], edges[:, 1])
         pick = np.argsort(lengths)[-1 if rng.random() < 0.75 else -2]
         theta = math.atan2(edges[pick, 1], edges[pick, 0]) + rng.normal(0.0, math.radians(9.0))
@@ -464,7 +466,6 @@ def _fields(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray
 
     Returns:
         ``(land, labels)``: ``(4, size, size)`` float32 reflectance and parcel ids.
-
     """
     polygons = _parcel_polygons(rng, mean_area=0.042**2)
     n = len(polygons)
@@ -512,13 +513,14 @@ def _land(rng: np.random.Generator, size: int, water_alpha: np.ndarray) -> np.nd
 
     Returns:
         A ``(4, size, size)`` float32 reflectance array (x 10000).
-
     """
     land, labels = _fields(rng, size)
     x, y = _coords(size)
     near_water = _blur(water_alpha, 10.0 * size / 2048 + 1.0)
-    woods = _noise(rng, size, 3.4, kmax=60) + 2.0 * near_water + 1.3 * (x < 0.14) * (y < 0.5)
-    woods += 0.15 * _noise(rng, size, 2.5, kmax=size // 8)
+    heath = np.exp(-(((x - 0.05) / 0.12) ** 2 + ((y - 0.3) / 0.25) ** 2))  # a large forest
+    woods = _noise(rng, size, 3.4, kmax=60) + 2.0 * near_water + 1.2 * heath
+    patchy = _noise(rng, size, 2.5, kmax=size // 8)
+    woods += 0.15 * patchy
     level = float(np.quantile(woods[::4, ::4], 0.8))  # ~20 % of the scene is forest
     forest = np.clip((woods - level) * 4.0, 0.0, 1.0)
     plantation = rng.random(int(labels.max()) + 1) < 0.05  # some parcels are forestry
@@ -527,6 +529,9 @@ def _land(rng: np.random.Generator, size: int, water_alpha: np.ndarray) -> np.nd
     _blend(land, _FOREST, forest, canopy)
     reed = np.clip((near_water - 0.04) * 6.0, 0.0, 0.8) * (1.0 - forest)
     _blend(land, _REED, reed)
+    # Alder and willow lining the banks, with gaps.
+    bank = np.clip(3.0 * ndimage.gaussian_filter(water_alpha, 2.0), 0.0, 1.0) * (1.0 - water_alpha)
+    _blend(land, _FOREST, 0.85 * bank * np.clip(patchy + 0.4, 0.0, 1.0), canopy)
 
     _villages(rng, size, land)
     for road in _ROADS:
@@ -545,7 +550,6 @@ def _villages(rng: np.random.Generator, size: int, land: np.ndarray) -> None:
         rng: Random generator.
         size: Side length in pixels.
         land: ``(4, size, size)`` reflectance, modified in place.
-
     """
     for cx, cy, r in _VILLAGES:
         win = _window(size, cx, cy, 2.0 * r)
@@ -559,11 +563,11 @@ def _villages(rng: np.random.Generator, size: int, land: np.ndarray) -> None:
         inside = np.clip((blob - 0.5) * 3.0, 0.0, 1.0)
         h, w = inside.shape
         speckle = rng.random(((h + 1) // 2, (w + 1) // 2), dtype=np.float32)
-        speckle = ndimage.gaussian_filter(speckle.repeat(2, 0).repeat(2, 1)[:h, :w], 0.6)
+        speckle = ndimage.gaussian_filter(speckle.repeat(2, 0).repeat(2, 1)[:h, :w], 0.8)
         patch = land[:, rows, cols]  # a view: blending into it paints the scene
         _blend(patch, _GARDEN, inside * np.float32(0.8))
-        _blend(patch, _ROOF, inside * np.clip((speckle - 0.45) * 5.0, 0.0, 0.9))
-        _blend(patch, _FOREST, inside * np.clip((0.3 - speckle) * 5.0, 0.0, 0.7))
+        _blend(patch, _ROOF, inside * np.clip((speckle - 0.45) * 4.0, 0.0, 0.75))
+        _blend(patch, _FOREST, inside * np.clip((0.3 - speckle) * 4.0, 0.0, 0.5))
 
 
 def _clouds(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -576,13 +580,12 @@ def _clouds(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray
     Returns:
         ``(alpha, thickness, sunlit)``: coverage and thickness in ``[0, 1]`` and a
         ``[-1, 1]`` sunlit (+) / self-shadowed (-) term, all ``(size, size)`` float32.
-
     """
     envelope = np.zeros((size, size), dtype=np.float32)
-    puffs = [
-        (rng.normal(cx, spread), rng.normal(cy, 0.8 * spread), rng.uniform(0.010, 0.024), 1.0)
+    puffs = [  # many overlapping turrets per cluster: a cauliflower outline
+        (rng.normal(cx, spread), rng.normal(cy, 0.8 * spread), rng.uniform(0.005, 0.017), rng.uniform(0.7, 1.0))
         for cx, cy, spread, n in _CLOUD_CLUSTERS
-        for _ in range(n)
+        for _ in range(3 * n)
     ]
     puffs += [  # small, weak puffs: the billows make them ragged or break them up
         (
@@ -599,15 +602,20 @@ def _clouds(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray
             (rows, cols), x, y = win
             envelope[rows, cols] += peak * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / r**2)
     billow = _noise(rng, size, 2.4, kmax=size // 6)
-    lumpy = envelope - 0.5 + 0.3 * billow * np.clip(2.0 * envelope, 0.0, 1.0)
+    alpha, thickness, sunlit = np.zeros((3, size, size), dtype=np.float32)
+    box = _bbox(envelope > 0.05, pad=4)  # no cloud can form outside this box
+    if envelope[box].size < 4:
+        return alpha, thickness, sunlit
+    env = envelope[box]
+    lumpy = env - 0.5 + 0.42 * billow[box] * np.clip(2.0 * env, 0.0, 1.0)
     density = np.clip(lumpy / 0.8, 0.0, 1.0)
-    alpha = 1.0 - np.exp(-3.5 * density)
-    alpha /= max(float(alpha.max()), 1e-6)
-    thickness = np.sqrt(density)
-    gy, gx = np.gradient(ndimage.gaussian_filter(thickness, 1.5))
-    sunlit = 0.42 * gx + 0.91 * gy
-    sunlit = np.clip(sunlit / max(float(np.abs(sunlit).max()), 1e-6) * 3.0, -1.0, 1.0)
-    return alpha.astype(np.float32), thickness.astype(np.float32), sunlit.astype(np.float32)
+    cover = 1.0 - np.exp(-3.5 * density)
+    alpha[box] = cover / max(float(cover.max()), 1e-6)
+    thickness[box] = np.sqrt(density)
+    gy, gx = np.gradient(ndimage.gaussian_filter(thickness[box], 1.5))
+    lit = 0.42 * gx + 0.91 * gy
+    sunlit[box] = np.clip(lit / max(float(np.abs(lit).max()), 1e-6) * 3.0, -1.0, 1.0)
+    return alpha, thickness, sunlit
 
 
 def _shadow(alpha: np.ndarray, size: int) -> np.ndarray:
@@ -622,12 +630,14 @@ def _shadow(alpha: np.ndarray, size: int) -> np.ndarray:
 
     Returns:
         Shadow strength in ``[0, 1]``.
-
     """
     dx, dy = -max(1, round(0.022 * size)), -max(1, round(0.048 * size))
     shifted = np.zeros_like(alpha)
     shifted[:dy, :dx] = alpha[-dy:, -dx:]
-    return ndimage.gaussian_filter(shifted, 1.5 * size / 2048 + 0.5)
+    sigma = 1.5 * size / 2048 + 0.5
+    box = _bbox(shifted > 0, pad=int(4 * sigma) + 1)
+    shifted[box] = ndimage.gaussian_filter(shifted[box], sigma)
+    return shifted
 
 
 def _footprint(size: int) -> np.ndarray:
@@ -638,7 +648,6 @@ def _footprint(size: int) -> np.ndarray:
 
     Returns:
         A ``(size, size)`` boolean array, False in the nodata wedge.
-
     """
     x, y = _coords(size)
     top, bottom = _SWATH_EDGE
@@ -657,7 +666,6 @@ def _sensor(rng: np.random.Generator, bands: np.ndarray) -> np.ndarray:
 
     Returns:
         ``bands``.
-
     """
     _, h, w = bands.shape
     for b, sigma in enumerate(_NOISE_SIGMA):
@@ -680,7 +688,6 @@ def render_demo_scene(size: int = 2048, seed: int = 7) -> np.ndarray:
 
     Raises:
         ValueError: If ``size`` is smaller than 64.
-
     """
     if size < 64:
         raise ValueError(f"size must be >= 64, got {size}")
@@ -716,17 +723,14 @@ def _blend_shadow(band: np.ndarray, shadow: np.ndarray, factor: float) -> None:
 # ------------------------------------------------------------------------ writing
 
 
-def demo_transform(size: int) -> Affine:
+def demo_transform() -> Affine:
     """Return the geotransform of the demo scene (10 m pixels, north-up, UTM 33N).
 
-    Args:
-        size: Side length in pixels (the upper-left corner does not depend on it).
+    The upper-left corner is fixed; larger scenes grow to the east and south.
 
     Returns:
         The affine transform.
-
     """
-    del size  # the scene grows to the east and south from a fixed corner
     return Affine(PIXEL_SIZE, 0.0, DEMO_ORIGIN[0], 0.0, -PIXEL_SIZE, DEMO_ORIGIN[1])
 
 
@@ -737,7 +741,6 @@ def _write_cog(data: np.ndarray, path: Path, seed: int) -> None:
         data: ``(4, size, size)`` uint16 array.
         path: Destination file (overwritten).
         seed: Seed used, recorded in the metadata.
-
     """
     count, height, width = data.shape
     src_profile = {
@@ -747,11 +750,11 @@ def _write_cog(data: np.ndarray, path: Path, seed: int) -> None:
         "height": height,
         "width": width,
         "crs": DEMO_CRS,
-        "transform": demo_transform(width),
+        "transform": demo_transform(),
         "nodata": NODATA,
     }
     dst_profile = cog_profiles.get("deflate")
-    dst_profile.update(blockxsize=512, blockysize=512, predictor=2)
+    dst_profile.update(blockxsize=512, blockysize=512, predictor=2, zlevel=1)  # noise compresses poorly anyway
     levels = max(1, math.ceil(math.log2(max(width, height) / 256)))
     with MemoryFile() as mem:
         with mem.open(**src_profile) as tmp:
@@ -796,7 +799,6 @@ def generate_demo_scene(path: Path, size: int = 2048, seed: int = 7) -> Path:
 
     Returns:
         ``path``.
-
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -805,6 +807,7 @@ def generate_demo_scene(path: Path, size: int = 2048, seed: int = 7) -> Path:
     os.close(fd)
     try:
         _write_cog(data, Path(tmp_name), seed)
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600 files
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -824,7 +827,6 @@ def ensure_demo_scene(cache_dir: Path | None = None) -> Path:
 
     Returns:
         Path to ``cache_dir / DEMO_FILENAME``.
-
     """
     if cache_dir is None:
         import platformdirs
