@@ -116,9 +116,8 @@ def threshold(
             json.dumps({"algorithm": algorithm, "thresholds": thresholds, "pixels": hist.pixels, "nbins": hist.nbins})
         )
     else:
-        typer.echo(
-            f"{algorithm} thresholds: {', '.join(f'{t:g}' for t in thresholds or [])} ({hist.pixels} valid pixels in the overview histogram)"
-        )
+        values = ", ".join(f"{t:g}" for t in thresholds or [])
+        typer.echo(f"{algorithm} thresholds: {values} ({hist.pixels} valid pixels in the overview histogram)")
 
 
 if __name__ == "__main__":  # pragma: no cover

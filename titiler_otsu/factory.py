@@ -1,7 +1,7 @@
 """TiTiler factories with grid-exact reads and Otsu analytics."""
 
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import numpy as np
@@ -46,21 +46,25 @@ def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
     return minx, miny, maxx, maxy
 
 
-@define(kw_only=True)
-class OtsuTilerFactory(TilerFactory):
-    """`TilerFactory` whose tiles are grid-exact and whose algorithms know their source.
+if TYPE_CHECKING:
+    _FactoryBase = TilerFactory
+else:
+    _FactoryBase = object
 
-    On top of TiTiler's endpoints: the algorithm's halo is read with every tile, scope
-    'dataset' thresholds are bound from the cached dataset histogram, class tiles render as
-    overlays, and `/threshold` and `/{tileMatrixSetId}/WMTSCapabilities.xml` are added.
+
+class OtsuAnalyticsMixin(_FactoryBase):
+    """Grid-exact tiles and Otsu analytics for any TiTiler factory (mix in before it).
+
+    On top of the factory's endpoints: the algorithm's halo is read with every tile,
+    scope 'dataset' thresholds are bound from the cached dataset histogram, class tiles
+    render as overlays, and `/threshold` and `/{tileMatrixSetId}/WMTSCapabilities.xml` are
+    added. The concrete factory declares the `settings`, `histograms` and
+    `algorithm_registry` fields.
     """
 
-    reader: type[BaseReader] = GridExactReader
-    settings: Settings = field(factory=Settings)
-    histograms: DatasetHistograms | None = field(default=None)
-    algorithm_registry: Algorithms = field(factory=otsu_algorithms)
-    render_func: Any = render_tile
-    add_ogc_maps: bool = False
+    settings: Settings
+    histograms: DatasetHistograms | None
+    algorithm_registry: Algorithms
 
     def __attrs_post_init__(self) -> None:
         """Wire our dependencies before TiTiler registers the routes."""
@@ -259,3 +263,15 @@ class OtsuTilerFactory(TilerFactory):
                 },
                 media_type="application/xml",
             )
+
+
+@define(kw_only=True)
+class OtsuTilerFactory(OtsuAnalyticsMixin, TilerFactory):
+    """`TilerFactory` for one COG/GeoTIFF, with grid-exact tiles and Otsu analytics."""
+
+    reader: type[BaseReader] = GridExactReader
+    settings: Settings = field(factory=Settings)
+    histograms: DatasetHistograms | None = field(default=None)
+    algorithm_registry: Algorithms = field(factory=otsu_algorithms)
+    render_func: Any = render_tile
+    add_ogc_maps: bool = False
