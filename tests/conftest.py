@@ -13,6 +13,9 @@ from fastapi.testclient import TestClient
 from titiler_otsu import create_app
 from titiler_otsu.settings import Settings
 
+#: STAC items, a real STAC API (rustac) and broken APIs for the STAC tests.
+pytest_plugins = ["tests.stac_fixtures"]
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 S2_DIR = SHARED_DATA / "sentinel2_S2A_34SGA_20200318_L2A"
 NAIP = SHARED_DATA / "m_4709963_se_14_1_20180716.tif"

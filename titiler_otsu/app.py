@@ -7,9 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
 from rio_tiler.constants import WGS84_CRS
-from starlette.staticfiles import StaticFiles
 from titiler.core.errors import add_exception_handlers
 from titiler.core.factory import TMSFactory
 
@@ -23,12 +21,8 @@ from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddlewar
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings, default_cache_dir
 from titiler_otsu.sources import SourcePolicy
-
-
-def static_dir() -> Path:
-    """The viewer's files: installed inside the package, or `static/` of a source checkout."""
-    packaged = Path(__file__).resolve().parent / "static"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "static"
+from titiler_otsu.stac_routes import mount_stac
+from titiler_otsu.viewer import mount_viewer
 
 
 def source_policy(settings: Settings) -> SourcePolicy:
@@ -95,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(cog.router, prefix="/cog", tags=["Cloud Optimized GeoTIFF"])
     app.state.cog_factory = cog
+    mount_stac(app, settings, policy, registry)
     app.include_router(OtsuAlgorithmFactory(supported_algorithm=registry).router, tags=["Algorithms"])
     app.include_router(TMSFactory().router, tags=["Tiling Schemes"])
 
@@ -106,13 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def sources(request: Request) -> list[dict[str, Any]]:
         return [_source_entry(request, s) for s in settings.sources]
 
-    static = static_dir()
-
-    @app.get("/", include_in_schema=False)
-    def viewer() -> FileResponse:
-        return FileResponse(static / "index.html")
-
-    app.mount("/static", StaticFiles(directory=static), name="static")
+    mount_viewer(app, settings)
 
     add_exception_handlers(app, STATUS_CODES)
     app.add_middleware(ThresholdsHeaderMiddleware, state_key=OTSU_ALGORITHM_STATE)

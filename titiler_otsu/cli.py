@@ -120,5 +120,10 @@ def threshold(
         typer.echo(f"{algorithm} thresholds: {values} ({hist.pixels} valid pixels in the overview histogram)")
 
 
+from titiler_otsu.export_cli import export_command  # noqa: E402 - light module, heavy imports inside
+
+app.command("export")(export_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,22 +12,24 @@ from rio_tiler.io import BaseReader
 from titiler.core.algorithm import Algorithms
 from titiler.core.algorithm.base import BaseAlgorithm
 from titiler.core.dependencies import DefaultDependency
-from titiler.core.factory import TilerFactory
+from titiler.core.factory import FactoryExtension, TilerFactory
 from titiler.core.resources.enums import ImageType
 from titiler.core.resources.responses import XMLResponse
 from titiler.core.utils import tms_limits
 from titiler.extensions.wmts import DEFAULT_TEMPLATES as WMTS_TEMPLATES
 
-from titiler_otsu.algorithms import SegmentationAlgorithm, halo_of, otsu_algorithms
+from titiler_otsu.algorithms import LocalOtsu, SegmentationAlgorithm, halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import Otsu
+from titiler_otsu.areas import AreasExtension
 from titiler_otsu.dependencies import HaloParams, algorithm_dependency
-from titiler_otsu.errors import BadRequestError
+from titiler_otsu.errors import BadRequestError, OtsuError
 from titiler_otsu.histograms import DatasetHistograms
 from titiler_otsu.models import ThresholdResponse
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
 from titiler_otsu.thresholds import Histogram, valid_histogram
+from titiler_otsu.vectors import VectorsExtension
 
 OTSU_ALGORITHM_STATE = "otsu_algorithm"
 
@@ -116,7 +118,8 @@ class OtsuAnalyticsMixin(_FactoryBase):
             if halo > settings.max_halo:
                 raise BadRequestError(
                     f"These parameters need a {halo}-pixel halo, more than the server's limit of "
-                    f"{settings.max_halo} (setting MAX_HALO): lower sigma, opening or closing."
+                    f"{settings.max_halo} (setting MAX_HALO): lower "
+                    f"{'radius, ' if isinstance(algorithm, LocalOtsu) else ''}sigma, opening or closing."
                 )
             return HaloParams(buffer=halo or None)
 
@@ -165,14 +168,18 @@ class OtsuAnalyticsMixin(_FactoryBase):
             if algorithm is None:
                 algorithm = Otsu()
             if not isinstance(algorithm, SegmentationAlgorithm):
-                raise BadRequestError("/threshold works with the segmentation algorithms (otsu, multiotsu).")
-            if bbox:
+                raise BadRequestError("/threshold works with the segmentation algorithms (otsu, multiotsu, localotsu).")
+            if isinstance(algorithm, LocalOtsu):
+                # No single threshold: the distribution of its block thresholds instead.
+                image = self._region_image(src_path, reader_params, layer_params, dataset_params, bbox)
+                thresholds, hist = algorithm.threshold_distribution(image)
+            elif bbox:
                 hist = self._bbox_histogram(src_path, reader_params, layer_params, dataset_params, bbox, algorithm)
             else:
                 hist = self.dataset_histogram(src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
             if algorithm.scope == "fixed":
                 thresholds = algorithm.fixed_thresholds() or []
-            else:
+            elif not isinstance(algorithm, LocalOtsu):
                 thresholds = algorithm.thresholds_from_histogram(hist)
             return {
                 "algorithm": algorithm.algorithm_name(),
@@ -183,6 +190,22 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 "pixels": hist.pixels,
                 "bbox": _parse_bbox(bbox) if bbox else None,
             }
+
+    def _region_image(
+        self,
+        src_path: str,
+        reader_params: DefaultDependency,
+        layer_params: DefaultDependency,
+        dataset_params: DefaultDependency,
+        bbox: str | None,
+    ) -> Any:
+        """One read of the source decimated to HISTOGRAM_MAX_SIZE, or of a lon/lat bbox."""
+        options = {**layer_params.as_dict(), **dataset_params.as_dict()}
+        max_size = self.settings.histogram_max_size
+        with self.reader(src_path, **reader_params.as_dict()) as src:
+            if bbox:
+                return src.part(_parse_bbox(bbox), bounds_crs=WGS84_CRS, max_size=max_size, **options)
+            return src.preview(max_size=max_size, **options)
 
     def _bbox_histogram(
         self,
@@ -214,7 +237,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
             "/{tileMatrixSetId}/WMTSCapabilities.xml",
             response_class=XMLResponse,
             operation_id=f"{self.operation_prefix}getWMTSCapabilities",
-            summary="OGC WMTS capabilities for one TileMatrixSet (imagery or mask layer).",
+            summary="OGC WMTS capabilities for one TileMatrixSet: an imagery and a mask layer.",
         )
         def wmts_capabilities(
             request: Request,
@@ -224,14 +247,25 @@ class OtsuAnalyticsMixin(_FactoryBase):
             ],
             src_path: Annotated[str, Depends(self.path_dependency)],
             reader_params: Annotated[DefaultDependency, Depends(self.reader_dependency)],
+            layer_params: Annotated[DefaultDependency, Depends(self.layer_dependency)],
+            dataset_params: Annotated[DefaultDependency, Depends(self.dataset_dependency)],
             tile_format: Annotated[ImageType, Query(description="Tile format.")] = ImageType.png,
         ) -> Any:
             tms = self.supported_tms.get(tileMatrixSetId)
             with self.reader(src_path, tms=tms, **reader_params.as_dict()) as src:
                 bounds = src.get_geographic_bounds(WGS84_CRS)
                 zooms = (src.minzoom, src.maxzoom)
+                band_count = getattr(getattr(src, "dataset", None), "count", None)
             skip = {"tile_format", "service", "request", "acceptversions", "tilesize"}
-            qs = urlencode([(k, v) for k, v in request.query_params.multi_items() if k.lower() not in skip])
+            params = [(k, v) for k, v in request.query_params.multi_items() if k.lower() not in skip]
+            keys = [k for k, _ in params]
+            imagery = [(k, v) for k, v in params if k not in ("algorithm", "algorithm_params")]
+            if "rescale" not in keys:
+                imagery += [
+                    ("rescale", r) for r in self._stretch(src_path, reader_params, layer_params, dataset_params)
+                ]
+            one_band = "bidx" in keys or "expression" in keys or keys.count("assets") == 1 or band_count == 1
+            mask = params if "algorithm" in keys else [*params, ("algorithm", "otsu")]
             tiles_url = self.url_for(
                 request,
                 "tile",
@@ -241,28 +275,53 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 y="{TileRow}",
                 format=tile_format.value,
             )
-            name = "mask" if request.query_params.get("algorithm") else "imagery"
-            layer = {
-                "title": f"{src_path.rsplit('/', 1)[-1]} {name}",
-                "identifier": f"{name}_{tileMatrixSetId}",
-                "tms_identifier": tileMatrixSetId,
-                "tms_limits": tms_limits(tms, bounds, zooms=zooms),
-                "tiles_url": tiles_url,
-                "query_string": qs,
-                "bbox_crs_type": "WGS84BoundingBox",
-                "bbox_crs_uri": "urn:ogc:def:crs:OGC:2:84",
-                "bbox": bounds,
-            }
+            name = src_path.rsplit("/", 1)[-1]
+            algorithm = dict(mask).get("algorithm", "otsu")
+            layers = [("imagery", f"{name} imagery", imagery)]
+            if "algorithm" in keys or one_band:
+                layers.append(("mask", f"{name} {algorithm} mask", mask))
             return WMTS_TEMPLATES.TemplateResponse(
                 request,
                 name="wmts.xml",
                 context={
-                    "layers": [layer],
+                    "layers": [
+                        {
+                            "title": title,
+                            "identifier": f"{kind}_{tileMatrixSetId}",
+                            "tms_identifier": tileMatrixSetId,
+                            "tms_limits": tms_limits(tms, bounds, zooms=zooms),
+                            "tiles_url": tiles_url,
+                            "query_string": urlencode(query),
+                            "bbox_crs_type": "WGS84BoundingBox",
+                            "bbox_crs_uri": "urn:ogc:def:crs:OGC:2:84",
+                            "bbox": bounds,
+                        }
+                        for kind, title, query in layers
+                    ],
                     "tileMatrixSets": [{"id": tileMatrixSetId, "crs": tms.crs.srs, "matrices": tms.tileMatrices}],
                     "media_type": tile_format.mediatype,
                 },
                 media_type="application/xml",
             )
+
+    def _stretch(
+        self,
+        src_path: str,
+        reader_params: DefaultDependency,
+        layer_params: DefaultDependency,
+        dataset_params: DefaultDependency,
+    ) -> list[str]:
+        """`rescale` of a one-band imagery layer: 2nd-98th percentiles of the dataset histogram."""
+        try:
+            hist = self.dataset_histogram(src_path, reader_params, layer_params, dataset_params, 256)
+        except OtsuError:  # several bands, or no dataset histogram (e.g. a search): as they are
+            return []
+        if not hist.pixels:
+            return []
+        cumulative = np.cumsum(hist.counts) / hist.pixels
+        lo = float(hist.edges[int(np.searchsorted(cumulative, 0.02))])
+        hi = float(hist.edges[int(np.searchsorted(cumulative, 0.98)) + 1])
+        return [f"{lo:g},{hi:g}"]
 
 
 @define(kw_only=True)
@@ -275,3 +334,4 @@ class OtsuTilerFactory(OtsuAnalyticsMixin, TilerFactory):
     algorithm_registry: Algorithms = field(factory=otsu_algorithms)
     render_func: Any = render_tile
     add_ogc_maps: bool = False
+    extensions: list[FactoryExtension] = field(factory=lambda: [AreasExtension(), VectorsExtension()])

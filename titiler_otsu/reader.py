@@ -162,7 +162,14 @@ class GridExactReader(Reader):
             scales=scales,
             offsets=offsets,
             assets=[self.input] if self.input else None,
-            metadata={"grid_level": window.grid.level, "overview_factor": factor, "halo": 0},
+            metadata={
+                "grid_level": window.grid.level,
+                # global column/row of pixel (0, 0): anchors localotsu's block grid exactly
+                "grid_col": window.col,
+                "grid_row": window.row,
+                "overview_factor": factor,
+                "halo": 0,
+            },
         )
 
     def tile(  # type: ignore[override]

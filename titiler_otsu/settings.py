@@ -30,6 +30,19 @@ class Settings(BaseSettings):
         "`sources` and the demo cache directory; remote URLs only when listed here.",
     )
     stac_api_url: str | None = Field(None, description="Default STAC API for /stacapi.")
+    stac_api_allow_user_url: bool = Field(False, description="Whether /stacapi requests may name another API with api=.")
+    stac_timeout: float = Field(10.0, gt=0, le=300, description="Seconds to wait for a STAC API or remote item.")
+    stac_search_cache_size: int = Field(1024, ge=0, description="STAC API searches kept in memory.")
+    stac_search_cache_ttl: float = Field(300.0, ge=0, description="Seconds a STAC API search result is kept.")
+    stac_min_zoom: int = Field(6, ge=0, le=30, description="/stacapi refuses tiles below this zoom (400).")
+    stac_max_zoom: int = Field(14, ge=0, le=30, description="/stacapi TileJSON maxzoom when the collection has no gsd.")
+    stac_search_zoom_offset: int = Field(
+        3, ge=0, le=8, description="/stacapi searches the ancestor tile this many zooms up (shared by neighbours)."
+    )
+    stac_max_items: int = Field(100, ge=1, le=1000, description="Most items one /stacapi search mosaics.")
+    stac_read_threads: int = Field(
+        1, ge=1, le=64, description="Threads reading the assets of an item / the items of a mosaic (1: in turn)."
+    )
     cache_dir: Path | None = Field(None, description="Where the demo scene is generated.")
     title: str = "titiler-otsu"
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
@@ -44,3 +57,17 @@ class Settings(BaseSettings):
     max_halo: int = Field(96, ge=0, le=512, description="Largest halo an algorithm may ask for.")
     max_classes: int = Field(5, ge=2, le=5, description="Most classes multiotsu may make.")
     max_aoi_pixels: int = Field(50_000_000, ge=1, description="Most pixels an AOI request reads.")
+    max_aoi_features: int = Field(100, ge=1, description="Most features one /areas request may hold.")
+    max_vector_features: int = Field(50_000, ge=1, description="Most polygons one /vectors tile may return.")
+
+    viewer_vendor_url: str = Field(
+        "https://unpkg.com",
+        description="Where the web viewer loads its map libraries (Leaflet, Leaflet-Geoman) from: "
+        "an npm CDN with `name@version/path` URLs.",
+    )
+    viewer_vendor_dir: Path | None = Field(
+        None,
+        description="Offline deployments: a folder where `npm install leaflet@1.9.4 "
+        "@geoman-io/leaflet-geoman-free@2.20.2` was run (its `node_modules`, or the folder holding "
+        "it). Served at /vendor and used by the viewer instead of `viewer_vendor_url`.",
+    )
