@@ -46,9 +46,19 @@ def make_scene(path: Path, size: int, strip: int = 512) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.tif")
     profile = {
-        "driver": "GTiff", "dtype": "uint16", "count": 1, "width": size, "height": size,
-        "crs": "EPSG:32633", "transform": Affine(10, 0, 400000, 0, -10, 5300000), "nodata": 0,
-        "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "zstd", "zstd_level": 1,
+        "driver": "GTiff",
+        "dtype": "uint16",
+        "count": 1,
+        "width": size,
+        "height": size,
+        "crs": "EPSG:32633",
+        "transform": Affine(10, 0, 400000, 0, -10, 5300000),
+        "nodata": 0,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "zstd",
+        "zstd_level": 1,
         "bigtiff": "yes",
     }
     x = np.arange(size, dtype=np.float32)
@@ -57,9 +67,7 @@ def make_scene(path: Path, size: int, strip: int = 512) -> Path:
             h = min(strip, size - r0)
             y = np.arange(r0, r0 + h, dtype=np.float32)[:, None]
             field = (
-                np.sin(x / 97.0) * np.cos(y / 131.0)
-                + 0.6 * np.sin((x + 2 * y) / 413.0)
-                + 0.4 * np.cos((x - y) / 57.0)
+                np.sin(x / 97.0) * np.cos(y / 131.0) + 0.6 * np.sin((x + 2 * y) / 413.0) + 0.4 * np.cos((x - y) / 57.0)
             )
             rng = np.random.default_rng(r0)
             values = 3000 + 1500 * field + rng.normal(0, 250, size=(h, size)).astype(np.float32)
@@ -67,8 +75,15 @@ def make_scene(path: Path, size: int, strip: int = 512) -> Path:
             values[:, : size // 50] = 0  # a nodata border on the west
             dst.write(values, 1, window=Window(0, r0, size, h))
     cog_translate(
-        str(tmp), str(path), cog_profiles.get("deflate"), nodata=0, overview_resampling="nearest",
-        in_memory=False, quiet=True, use_cog_driver=True, config={"GDAL_NUM_THREADS": "ALL_CPUS"},
+        str(tmp),
+        str(path),
+        cog_profiles.get("deflate"),
+        nodata=0,
+        overview_resampling="nearest",
+        in_memory=False,
+        quiet=True,
+        use_cog_driver=True,
+        config={"GDAL_NUM_THREADS": "ALL_CPUS"},
     )
     tmp.unlink()
     return path
@@ -106,14 +121,16 @@ class LoopbackCluster:
         self.procs.append(
             subprocess.Popen(
                 [dask, "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         )
         for _ in range(self.n):
             self.procs.append(
                 subprocess.Popen(
                     [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
             )
         from distributed import Client
@@ -176,7 +193,9 @@ def main() -> None:
                 "mpix_per_s_export": round(best["mpix_per_s"], 1),
                 "mpix_per_s_segment": round(best["segment_mpix_per_s"], 1),
                 "peak_worker_rss_mb": round(max(best["peak_worker_rss_mb"].values()), 0),
-                "output_mb": round(os.path.getsize(best["output"]) / 2**20, 1) if Path(best["output"]).exists() else None,
+                "output_mb": round(os.path.getsize(best["output"]) / 2**20, 1)
+                if Path(best["output"]).exists()
+                else None,
             }
             rows.append(row)
             print(json.dumps(row))
@@ -190,8 +209,10 @@ def main() -> None:
     if not args.memory and len(rows) >= 2:
         result["speedup_2_vs_1_segment"] = round(rows[1]["mpix_per_s_segment"] / rows[0]["mpix_per_s_segment"], 2)
         result["speedup_2_vs_1_export"] = round(rows[1]["mpix_per_s_export"] / rows[0]["mpix_per_s_export"], 2)
-        print(f"2 workers vs 1: segmentation x{result['speedup_2_vs_1_segment']}, "
-              f"whole export x{result['speedup_2_vs_1_export']}")
+        print(
+            f"2 workers vs 1: segmentation x{result['speedup_2_vs_1_segment']}, "
+            f"whole export x{result['speedup_2_vs_1_export']}"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "export_memory.json" if args.memory else "export.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")

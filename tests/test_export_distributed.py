@@ -55,8 +55,21 @@ def _start_cluster(n_workers: int) -> LoopbackCluster:
     )
     workers = [
         subprocess.Popen(
-            [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-             "--host", "127.0.0.1", "--name", f"worker-{i}", "--preload", "titiler_otsu.export_tasks"],
+            [
+                str(BIN / "dask"),
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--name",
+                f"worker-{i}",
+                "--preload",
+                "titiler_otsu.export_tasks",
+            ],
             **quiet,
         )  # fmt: skip
         for i in range(n_workers)
@@ -198,10 +211,9 @@ def test_all_workers_killed_fails_clearly_and_leaves_out_untouched(loopback_clus
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path) -> None:
     out = tmp_path / "classes.tif"
-    proc = subprocess.run(
-        _export_cmd(NAIP, out, "--bidx", "4", "--scheduler", f"tcp://127.0.0.1:{_free_port()}", "--worker-timeout", "5"),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    nobody = f"tcp://127.0.0.1:{_free_port()}"
+    cmd = _export_cmd(NAIP, out, "--bidx", "4", "--scheduler", nobody, "--worker-timeout", "5")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and "Cannot reach the Dask scheduler" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 

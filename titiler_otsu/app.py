@@ -14,9 +14,11 @@ from titiler.core.factory import TMSFactory
 import titiler_otsu
 from titiler_otsu.algorithm_routes import OtsuAlgorithmFactory
 from titiler_otsu.algorithms import otsu_algorithms
+from titiler_otsu.datasets import apply_gdal_config, configure_dataset_cache
 from titiler_otsu.dependencies import path_dependency
 from titiler_otsu.errors import STATUS_CODES
 from titiler_otsu.factory import OTSU_ALGORITHM_STATE, OtsuTilerFactory
+from titiler_otsu.http_cache import HTTPCacheMiddleware, cache_rules, server_salt
 from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings, default_cache_dir
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Seamless on-the-fly Otsu segmentation tiles (a TiTiler extension).",
     )
     app.state.settings = settings
+    apply_gdal_config(settings.gdal_config)
+    configure_dataset_cache(settings.dataset_cache_size, settings.dataset_cache_ttl)
     policy = source_policy(settings)
     registry = otsu_algorithms()
 
@@ -105,6 +109,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     add_exception_handlers(app, STATUS_CODES)
     app.add_middleware(ThresholdsHeaderMiddleware, state_key=OTSU_ALGORITHM_STATE)
+    app.add_middleware(
+        HTTPCacheMiddleware,
+        rules=cache_rules(settings),
+        policy=policy if settings.etag else None,
+        salt=server_salt(settings),
+    )
     app.add_middleware(TileScaleMiddleware)
     app.add_middleware(
         CORSMiddleware,

@@ -82,7 +82,9 @@ class ExportRequest(BaseModel):
     workers: int | None = Field(None, ge=1, description="Local cluster worker processes (default: CPU count).")
     threads_per_worker: int = Field(1, ge=1)
     scheduler: str | None = Field(None, description="Existing Dask scheduler address (tcp://host:port).")
-    overview_resampling: Literal["mode", "nearest"] = "mode"
+    overview_resampling: Literal["nearest", "mode"] = Field(
+        "nearest", description="Overviews: nearest (real pixels, like the tiles' sampling) or mode (majority)."
+    )
     worker_timeout: float = Field(60.0, gt=0, description="Give up after this long without any worker, s.")
 
 
@@ -428,7 +430,7 @@ def _run(
     windows = list(grid.windows(request.window_size))
     n_classes = algo.n_classes
     counts = np.zeros(n_classes, np.int64)
-    areas = np.zeros(n_classes, np.float64)
+    window_areas: dict[tuple[int, int], np.ndarray] = {}  # summed in window order: deterministic
     has_area = True
     done = 0
     worker_cpu = 0.0
@@ -452,7 +454,7 @@ def _run(
             if result.pixel_area_m2 is None:
                 has_area = False
             else:
-                areas[:] += result.counts[:n_classes] * result.pixel_area_m2
+                window_areas[(result.window.row, result.window.col)] = result.counts[:n_classes] * result.pixel_area_m2
             done += 1
             report("segment", done, len(windows))
 
@@ -468,6 +470,9 @@ def _run(
     rss = client.run(peak_rss_bytes)
     seconds = time.perf_counter() - start
     valid = int(counts.sum())
+    areas = np.zeros(n_classes, np.float64)
+    for key in sorted(window_areas):
+        areas += window_areas[key]
     nthreads = client.nthreads()
     return ExportSummary(
         source=request.source,

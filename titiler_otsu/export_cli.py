@@ -67,7 +67,9 @@ def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
 def _print_summary(summary: Any) -> None:
     s = summary
     typer.echo(f"Wrote {s.output}")
-    typer.echo(f"  grid        {s.width} x {s.height} px, {s.crs}, pixel {abs(s.transform[0]):g} x {abs(s.transform[4]):g}")
+    typer.echo(
+        f"  grid        {s.width} x {s.height} px, {s.crs}, pixel {abs(s.transform[0]):g} x {abs(s.transform[4]):g}"
+    )
     typer.echo(f"  pixels      {s.pixels:,} ({s.valid_pixels:,} valid, {s.nodata_pixels:,} nodata = {s.nodata_value})")
     line = ", ".join(f"{t:g}" for t in s.thresholds)
     typer.echo(f"  thresholds  {line}  ({s.algorithm}, scope {s.scope}, {s.histogram or 'fixed'} histogram)")
@@ -84,7 +86,9 @@ def _print_summary(summary: Any) -> None:
         f"segment {s.seconds_segment:.1f}, COG {s.seconds_cog:.1f}) = {s.mpix_per_s:.1f} Mpix/s "
         f"({s.segment_mpix_per_s:.1f} while segmenting)"
     )
-    typer.echo(f"  cpu         tasks {s.worker_cpu_seconds:.1f} s, this process {s.driver_cpu_seconds:.1f} s (segmenting)")
+    typer.echo(
+        f"  cpu         tasks {s.worker_cpu_seconds:.1f} s, this process {s.driver_cpu_seconds:.1f} s (segmenting)"
+    )
     peak = max(s.peak_worker_rss_mb.values(), default=0.0)
     typer.echo(f"  cluster     {s.scheduler}: {s.workers} workers, {s.threads} threads, peak worker RSS {peak:.0f} MiB")
 
@@ -111,7 +115,7 @@ def export_command(
     window_size: Annotated[int, typer.Option(help="Window side in pixels (multiple of 16).")] = 1024,
     workers: Annotated[int | None, typer.Option(min=1, help="Local cluster worker processes (default: CPUs).")] = None,
     threads_per_worker: Annotated[int, typer.Option(min=1, help="Threads per local worker.")] = 1,
-    overview_resampling: Annotated[str, typer.Option(help="mode or nearest.")] = "mode",
+    overview_resampling: Annotated[str, typer.Option(help="Overviews: nearest or mode (majority class).")] = "nearest",
     worker_timeout: Annotated[float, typer.Option(help="Abort after this many seconds without workers.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -144,11 +148,13 @@ def export_command(
             workers=workers,
             threads_per_worker=threads_per_worker,
             scheduler=scheduler,
-            overview_resampling=overview_resampling,  # type: ignore[arg-type]
+            overview_resampling=overview_resampling,
             worker_timeout=worker_timeout,
         )
     except ValidationError as e:
-        msgs = "; ".join(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors())
+        msgs = "; ".join(
+            f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors()
+        )
         typer.echo(f"Error: {msgs}", err=True)
         raise typer.Exit(2) from e
     started = time.perf_counter()

@@ -39,7 +39,7 @@ class Window:
     height: int
 
     def grow(self, halo: int, limits: tuple[int, int, int, int]) -> tuple[Window, int, int]:
-        """This window grown by `halo` on every side, clipped to `limits` (c0, r0, c1, r1).
+        """Grow the window by `halo` on every side, clipped to `limits` (c0, r0, c1, r1).
 
         Returns:
             the grown window and the (col, row) offset of this window inside it.
@@ -104,7 +104,7 @@ class OutputGrid:
         return t.b == 0 and t.d == 0 and t.a > 0 and math.isclose(t.a, -t.e, rel_tol=1e-12)
 
     def pixel_grid(self) -> PixelGrid:
-        """This grid as a global `PixelGrid` (for grid-exact sampling of the source)."""
+        """The grid as a global `PixelGrid` (for grid-exact sampling of the source)."""
         t = self.affine
         return PixelGrid(origin_x=t.c, origin_y=t.f, res=t.a, level=0)
 

@@ -38,7 +38,7 @@ _CACHE_SIZE = 16
 
 #: GDAL block cache of a worker process, MB (GDAL's default, 5 % of RAM, would grow with
 #: the scene until it is full: worker memory must be bounded by the window size instead).
-WORKER_GDAL_CACHE_MB = 64
+WORKER_GDAL_CACHE_MB = 128
 
 _gdal_cache_limited = False
 
@@ -52,7 +52,8 @@ def limit_gdal_cache() -> None:
     if "GDAL_CACHEMAX" not in os.environ:
         from rasterio._env import set_gdal_config
 
-        set_gdal_config("GDAL_CACHEMAX", WORKER_GDAL_CACHE_MB)
+        # in bytes: set at run time, a small number is taken as bytes, not MB
+        set_gdal_config("GDAL_CACHEMAX", WORKER_GDAL_CACHE_MB * 2**20)
 
 
 @dataclass(frozen=True)
@@ -263,8 +264,10 @@ def _read_file_window(url: str, indexes: list[int] | None, grid: OutputGrid, win
     offset = grid.offset_in(ds.crs, ds.transform)
     if offset is not None:
         win = RioWindow(window.col + offset[0], window.row + offset[1], window.width, window.height)
-        inside = win.col_off >= 0 and win.row_off >= 0 and (
-            win.col_off + win.width <= ds.width and win.row_off + win.height <= ds.height
+        inside = (
+            win.col_off >= 0
+            and win.row_off >= 0
+            and (win.col_off + win.width <= ds.width and win.row_off + win.height <= ds.height)
         )
         fill = ds.nodata if ds.nodata is not None else 0
         data = ds.read(idx, window=win, boundless=not inside, fill_value=fill)

@@ -77,7 +77,7 @@ def segment_window(job: ExportJob, window: Window) -> WindowResult:
     cols = slice(dc, dc + window.width)
     classes = np.ma.getdata(band)[rows, cols]
     valid = ~np.ma.getmaskarray(band)[rows, cols]
-    n_classes = int((out.metadata or {}).get("otsu_classes") or getattr(algo, "n_classes", 2))
+    n_classes = int((out.metadata or {}).get("otsu_classes") or algo.n_classes)
     counts = np.bincount(classes[valid], minlength=n_classes).astype(np.int64)
     result = np.where(valid, classes, NODATA).astype(np.uint8)
     thresholds = (out.metadata or {}).get("thresholds")

@@ -16,7 +16,7 @@ import os
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -28,6 +28,9 @@ from titiler_otsu.export_grid import OutputGrid, Window
 
 #: Class value of nodata pixels in the output (classes are 0..4).
 NODATA = 255
+
+#: Compression of the temporary GeoTIFF (None: raw blocks).
+COMPRESS_TEMP: str | None = "zstd"
 
 #: GDAL block cache of the writing process while blocks arrive (bounds driver memory).
 WRITE_CACHE_MB = 256
@@ -80,8 +83,7 @@ class ClassRasterWriter:
             "tiled": True,
             "blockxsize": self._blocksize,
             "blockysize": self._blocksize,
-            "compress": "zstd",
-            "zstd_level": 1,
+            "compress": COMPRESS_TEMP,
             "bigtiff": "if_safer",
         }
         self._ds = rasterio.open(self.tmp_path, "w", **profile)
@@ -91,7 +93,7 @@ class ClassRasterWriter:
         """Write one window of classes (uint8, NODATA where invalid)."""
         self._ds.write(classes, 1, window=RioWindow(window.col, window.row, window.width, window.height))
 
-    def commit(self, overview_resampling: str) -> None:
+    def commit(self, overview_resampling: Literal["mode", "nearest"]) -> None:
         """Close the temporary file, convert it to a COG and rename it onto `out`.
 
         No colour table is embedded: readers (TiTiler, rio-tiler) would expand a paletted

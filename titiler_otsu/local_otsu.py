@@ -12,9 +12,11 @@ Pure NumPy, no web or raster I/O. What is computed, exactly:
    window of, so a centre is the same pixel whichever tile asks for it.
 3. **Block thresholds.** Each centre's threshold is Otsu's threshold of the histogram of
    the valid pixels in the ``(2 radius + 1)``-pixel square centred on it (pixels outside
-   the image do not count). This is what ``skimage.filters.rank.otsu(image,
-   footprint_rectangle((2 r + 1, 2 r + 1)), mask=valid)`` returns *at that pixel*, see
-   :func:`otsu_bins`.
+   the image do not count). This is, bin for bin, what ``skimage.filters.rank.otsu(image,
+   footprint_rectangle((2 r + 1, 2 r + 1)), mask=valid)`` returns *at that pixel*, except
+   for a uniform neighbourhood (its value here: all background; 0 there: all foreground)
+   and that a split just above bin 0 (value 0 on 8-bit data) is allowed (rank.otsu
+   never picks it), see :func:`otsu_bins`.
 4. **Per-pixel thresholds.** Bilinear interpolation between the four centres around the
    pixel, with integer weights ``(s - dy) (s - dx)`` etc. (``dx``, ``dy`` = the pixel's
    offsets from the centre above-left of it); centres without a threshold are left out

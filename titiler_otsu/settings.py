@@ -8,6 +8,17 @@ import platformdirs
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: GDAL options for serving COGs: no directory listing on open (no sidecar lookups), a
+#: bounded block cache per process (MB), and fewer, merged HTTP range requests for remote files.
+GDAL_CONFIG_DEFAULTS: dict[str, str] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_CACHEMAX": "200",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    "GDAL_HTTP_VERSION": "2",
+    "VSI_CACHE": "TRUE",
+}
+
 
 def default_cache_dir() -> Path:
     """Per-user cache directory (the demo scene is generated there)."""
@@ -59,6 +70,47 @@ class Settings(BaseSettings):
     max_aoi_pixels: int = Field(50_000_000, ge=1, description="Most pixels an AOI request reads.")
     max_aoi_features: int = Field(100, ge=1, description="Most features one /areas request may hold.")
     max_vector_features: int = Field(50_000, ge=1, description="Most polygons one /vectors tile may return.")
+
+    # ------------------------------------------------------------------ security limits (see README "Security")
+    remote_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds to wait for a remote source (redirect check and GDAL HTTP reads)."
+    )
+    request_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Seconds after which a request that has not started answering gets a 504."
+    )
+    max_image_size: int = Field(
+        4096, ge=64, le=16384, description="Largest width, height or max_size of preview/bbox/feature/statistics."
+    )
+    max_request_bytes: int = Field(
+        10_000_000, ge=1024, description="Largest request body (GeoJSON for /areas, /feature...): beyond, 413."
+    )
+    max_expression_length: int = Field(512, ge=16, le=65536, description="Longest `expression` accepted.")
+    max_param_length: int = Field(8192, ge=256, description="Longest value of any one query parameter.")
+    max_histogram_bins: int = Field(4096, ge=2, description="Most bins /statistics may compute.")
+
+    # HTTP caching and per-process caches (see titiler_otsu/http_cache.py, datasets.py)
+    cache_control_tiles: str | None = Field(
+        "public, max-age=3600", description="Cache-Control of successful tile responses (empty: none)."
+    )
+    cache_control_tilejson: str | None = Field(
+        "public, max-age=300", description="Cache-Control of successful TileJSON responses (empty: none)."
+    )
+    etag: bool = Field(
+        True,
+        description="ETag on /cog tiles and TileJSON of local files (from the file's size and mtime and the "
+        "request), and 304 Not Modified on a matching If-None-Match.",
+    )
+    dataset_cache_size: int = Field(
+        32, ge=0, le=4096, description="Open datasets kept idle per process between requests (0: open per request)."
+    )
+    dataset_cache_ttl: float = Field(
+        300.0, ge=0, description="Seconds an idle open dataset is kept (bounds how long a remote file may be stale)."
+    )
+    gdal_config: dict[str, str] = Field(
+        default_factory=lambda: dict(GDAL_CONFIG_DEFAULTS),
+        description="GDAL configuration options, set in the process environment when the app is created "
+        "(a variable already in the environment wins).",
+    )
 
     viewer_vendor_url: str = Field(
         "https://unpkg.com",
