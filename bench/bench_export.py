@@ -97,6 +97,7 @@ def _free_port() -> int:
 
 def run_export(src: Path, out: Path, extra: list[str]) -> dict:
     args = [str(BIN / "titiler-otsu"), "export", str(src), str(out), "--params", '{"sigma": 1}', "--json", *extra]
+    load = round(os.getloadavg()[0], 2)
     t0 = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -104,6 +105,7 @@ def run_export(src: Path, out: Path, extra: list[str]) -> dict:
         raise RuntimeError(proc.stderr[-2000:])
     summary = json.loads(proc.stdout)
     summary["wall_seconds"] = wall
+    summary["loadavg_before"] = load
     return summary
 
 
@@ -149,7 +151,7 @@ class LoopbackCluster:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10_000)
-    parser.add_argument("--window-size", type=int, default=1024)
+    parser.add_argument("--window-size", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=2, help="runs per configuration (best is kept)")
     parser.add_argument("--memory", action="store_true", help="only the memory check (2 local workers)")
     args = parser.parse_args()
@@ -182,6 +184,7 @@ def main() -> None:
                     best = s
             assert best is not None
             mpix = best["pixels"] / 1e6
+            cpu = best["worker_cpu_seconds"] + best["driver_cpu_seconds"]
             row = {
                 "config": name,
                 "pixels": best["pixels"],
@@ -192,6 +195,13 @@ def main() -> None:
                 "mpix_per_s_wall": round(mpix / best["wall_seconds"], 1),
                 "mpix_per_s_export": round(best["mpix_per_s"], 1),
                 "mpix_per_s_segment": round(best["segment_mpix_per_s"], 1),
+                "worker_cpu_s": round(best["worker_cpu_seconds"], 2),
+                "driver_cpu_s": round(best["driver_cpu_seconds"], 2),
+                # what the CPU time allows on this machine's cores if nothing else runs (segmentation)
+                "cpu_bound_mpix_per_s": round(
+                    mpix / max(cpu / (os.cpu_count() or 1), best["worker_cpu_seconds"] / max(best["workers"], 1)), 1
+                ),
+                "loadavg_1min_before": best["loadavg_before"],
                 "peak_worker_rss_mb": round(max(best["peak_worker_rss_mb"].values()), 0),
                 "output_mb": round(os.path.getsize(best["output"]) / 2**20, 1)
                 if Path(best["output"]).exists()

@@ -51,7 +51,7 @@ import psutil
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from bench_tiles import B08, DATA, NAIP, PLAIN_TITILER_APP, _free_port, _start  # noqa: E402
+from bench_tiles import B08, DATA, NAIP, PLAIN_TITILER_APP, _free_port  # noqa: E402
 
 TMS_ID = "WebMercatorQuad"
 TMS = morecantile.tms.get(TMS_ID)
@@ -180,8 +180,10 @@ def floor(cases: list[Case], pans: dict[str, list], reps: int) -> dict[str, dict
                     if isinstance(algo, SegmentationAlgorithm):
                         reader = factory.reader
                         hist = factory.histograms.get(
-                            lambda r=reader, p=str(case.source.path): r(p), str(case.source.path),
-                            {"indexes": bidx}, algo.nbins,
+                            lambda r=reader, p=str(case.source.path): r(p),
+                            str(case.source.path),
+                            {"indexes": bidx},
+                            algo.nbins,
                         )
                         algo.bind_dataset_histogram(hist)
                         img = algo(img)
@@ -214,8 +216,8 @@ def server_env() -> dict[str, str]:
 class Server:
     """A uvicorn server in a subprocess (`--workers N`), stopped on exit."""
 
-    def __init__(self, kind: str, workers: int, workdir: Path) -> None:
-        """Start it and wait until it answers."""
+    def __init__(self, kind: str, workers: int, workdir: Path, env: dict[str, str] | None = None) -> None:
+        """Start it (`wait_ready` waits until it answers)."""
         self.kind = kind
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -228,8 +230,26 @@ class Server:
             (workdir / PLAIN_APP_FILE).write_text(PLAIN_TITILER_APP)
             cmd += [PLAIN_APP_FILE.removesuffix(".py") + ":app"]
             cwd = workdir
-        self.proc = _start(cmd, server_env(), self.port, cwd)
+        self.log = workdir / f"{kind}-{self.port}.log"
+        with open(self.log, "wb") as log:
+            environ = {**server_env(), **(env or {})}
+            self.proc = subprocess.Popen(cmd, env=environ, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
+
+    def wait_ready(self, timeout: float = 90) -> Server:
+        """Wait until the server answers (`/docs`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = self.log.read_text()[-3000:]
+                raise RuntimeError(f"{self.kind} server exited with code {self.proc.returncode}:\n{log}")
+            try:
+                httpx.get(f"{self.base}/docs", timeout=2)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.kind} server did not start in {timeout} s")
 
     def rss_mb(self) -> float:
         """Resident memory of the server and its worker processes, MB."""
@@ -392,28 +412,56 @@ def machine() -> dict[str, Any]:
     }
 
 
-def soak(server: Server, paths: list[str], requests: int, clients: int, tool: str, max_s: float) -> dict[str, Any]:
-    """Send about `requests` requests in chunks, sampling the server's RSS after each."""
+def soak(
+    server: Server, paths: list[str], requests: int, warm_requests: int, clients: int, tool: str, max_s: float
+) -> dict[str, Any]:
+    """`warm_requests` at this concurrency (threads, handles and caches settle), then about
+    `requests` more in chunks, sampling the server's RSS after each."""
+    t0 = time.monotonic()
+
+    def run(n: int, chunk_s: float) -> tuple[int, int, list[tuple[int, float]]]:
+        done, errors, samples = 0, 0, []
+        while done < n and time.monotonic() - t0 < max_s:
+            r = load(tool, server.base, paths, clients, chunk_s)
+            done, errors = done + r["requests"], errors + r["errors"]
+            samples.append((done, server.rss_mb()))
+            if r["tiles_per_s"]:
+                chunk_s = min(max((n - done) / r["tiles_per_s"], 1.0), 10.0)
+        return done, errors, samples
+
+    warm_done, warm_errors, _ = run(warm_requests, 1.0) if warm_requests else (0, 0, [])
     baseline = server.rss_mb()
-    samples = [(0, baseline)]
-    done, errors, t0 = 0, 0, time.monotonic()
-    chunk_s = 5.0
-    while done < requests and time.monotonic() - t0 < max_s:
-        r = load(tool, server.base, paths, clients, chunk_s)
-        done += r["requests"]
-        errors += r["errors"]
-        samples.append((done, server.rss_mb()))
-        if r["tiles_per_s"]:
-            chunk_s = min(max((requests - done) / r["tiles_per_s"], 1.0), 10.0)
+    done, errors, samples = run(requests, 1.0)
+    samples.insert(0, (0, baseline))
     final = samples[-1][1]
     return {
+        "warm_requests": warm_done,
         "requests": done,
-        "errors": errors,
+        "errors": errors + warm_errors,
         "rss_baseline_mb": baseline,
         "rss_final_mb": final,
         "rss_growth_pct": (final - baseline) / baseline * 100,
         "rss_samples": samples,
     }
+
+
+def revalidation(server: Server, paths: list[str], rounds: int) -> dict[str, Any]:
+    """Sequential medians (httpx) of full tile responses vs `If-None-Match` revalidations (304)."""
+    full: list[float] = []
+    cond: list[float] = []
+    statuses: Counter[int] = Counter()
+    with httpx.Client(base_url=server.base, timeout=60) as client:
+        tags = {p: client.get(p).headers.get("etag") for p in paths}
+        for _ in range(rounds):
+            for path in paths:
+                t0 = time.perf_counter()
+                client.get(path)
+                t1 = time.perf_counter()
+                r = client.get(path, headers={"If-None-Match": tags[path] or '"none"'})
+                cond.append((time.perf_counter() - t1) * 1000)
+                full.append((t1 - t0) * 1000)
+                statuses[r.status_code] += 1
+    return {"full_median_ms": _median(full), "revalidate_median_ms": _median(cond), "statuses": dict(statuses)}
 
 
 def profile(server: Server, paths: list[str], seconds: float, tool: str, out: Path) -> dict[str, Any]:
@@ -437,8 +485,10 @@ def profile(server: Server, paths: list[str], seconds: float, tool: str, out: Pa
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
+
     def top(c: Counter[str]) -> list[tuple[str, float]]:
         return [(f, round(100 * n / total, 1)) for f, n in c.most_common(25)]
+
     return {"samples": total, "own_pct": top(own), "inclusive_pct": top(inclusive), "raw": str(raw)}
 
 
@@ -470,22 +520,30 @@ def report(res: dict[str, Any]) -> str:
     lines += [head + " | served/floor | vs TiTiler (target) |", "|---|---|" + "---|" * len(levels) + "---|---|"]
     for name, c in res["cases"].items():
         f = res["floor"].get(name, {})
-        cells = [f"{fmt(f.get('total'))} ({fmt(f.get('open'), 2)}/{fmt(f.get('read'))}/"
-                 f"{fmt(f.get('algorithm'))}/{fmt(f.get('encode'))})"]
+        cells = [
+            f"{fmt(f.get('total'))} ({fmt(f.get('open'), 2)}/{fmt(f.get('read'))}/"
+            f"{fmt(f.get('algorithm'))}/{fmt(f.get('encode'))})"
+        ]
         for n in levels:
             r = c["load"].get(str(n))
             cells.append(
-                f"{fmt(r['median_ms'])}/{fmt(r['p95_ms'])}/{fmt(r['p99_ms'])}, {fmt(r['tiles_per_s'], 0)}, {r['errors']}"
-                if r else "-"
+                f"{fmt(r['median_ms'])}/{fmt(r['p95_ms'])}/{fmt(r['p99_ms'])}, "
+                f"{fmt(r['tiles_per_s'], 0)}, {r['errors']}"
+                if r
+                else "-"
             )
         ratio = c.get("vs_anchor")
         target = f" (≤ {c['target']})" if c.get("target") else ""
         cells += [fmt(c.get("served_over_floor"), 2), (fmt(ratio, 2) + target) if ratio else "-"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if res.get("long"):
-        lines += ["", f"## {res['long_clients']} clients, {res['long_seconds']:.0f} s, mixed pan (NAIP + S2)", "",
-                  "| server / case | tiles/s | median | p95 | p99 | max | errors | requests | RSS MB |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {res['long_clients']} clients, {res['long_seconds']:.0f} s, mixed pan (NAIP + S2)",
+            "",
+            "| server / case | tiles/s | median | p95 | p99 | max | errors | requests | RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, r in res["long"].items():
             lines.append(
                 f"| {name} | {fmt(r['tiles_per_s'])} | {fmt(r['median_ms'])} | {fmt(r['p95_ms'])} | "
@@ -493,14 +551,49 @@ def report(res: dict[str, Any]) -> str:
             )
     if res.get("soak"):
         s = res["soak"]
-        lines += ["", f"## Soak: {s['requests']} requests (ours, mixed cases), errors {s['errors']}", "",
-                  f"RSS {fmt(s['rss_baseline_mb'])} MB after warm-up → {fmt(s['rss_final_mb'])} MB "
-                  f"({fmt(s['rss_growth_pct'])} %)."]
+        lines += [
+            "",
+            f"## Soak: ours, all its cases mixed, 8 clients, errors {s['errors']}",
+            "",
+            f"RSS {fmt(s['rss_baseline_mb'])} MB after {s['warm_requests']} warm-up requests → "
+            f"{fmt(s['rss_final_mb'])} MB after {s['requests']} more ({fmt(s['rss_growth_pct'])} %); samples "
+            + ", ".join(f"{n}: {fmt(mb, 0)}" for n, mb in s["rss_samples"])
+            + " MB.",
+        ]
+    if res.get("revalidation"):
+        v = res["revalidation"]
+        lines += [
+            "",
+            "## HTTP revalidation (ours otsu NAIP, 1 client, httpx)",
+            "",
+            f"Full tile {fmt(v['full_median_ms'])} ms vs `If-None-Match` → 304 {fmt(v['revalidate_median_ms'])} ms "
+            f"(median; statuses {v['statuses']}).",
+        ]
     if res.get("scale"):
-        lines += ["", "## Scale-out (ours, otsu mixed pan, 32 clients)", "",
-                  "| workers | tiles/s | median | p99 | errors |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Scale-out (ours, otsu mixed pan, 32 clients)",
+            "",
+            "| workers | tiles/s | median | p99 | errors |",
+            "|---|---|---|---|---|",
+        ]
         for w, r in res["scale"].items():
-            lines.append(f"| {w} | {fmt(r['tiles_per_s'])} | {fmt(r['median_ms'])} | {fmt(r['p99_ms'])} | {r['errors']} |")
+            lines.append(
+                f"| {w} | {fmt(r['tiles_per_s'])} | {fmt(r['median_ms'])} | {fmt(r['p99_ms'])} | {r['errors']} |"
+            )
+    if res.get("threads"):
+        lines += [
+            "",
+            "## Threads per worker (ours, 1 worker, otsu mixed pan, 32 clients, 15 s; setting WORKER_THREADS)",
+            "",
+            "| threads | tiles/s | median | p99 | errors | RSS MB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for n, r in res["threads"].items():
+            lines.append(
+                f"| {n} | {fmt(r['tiles_per_s'])} | {fmt(r['median_ms'])} | {fmt(r['p99_ms'])} | {r['errors']} | "
+                f"{fmt(r['rss_mb'], 0)} |"
+            )
     if res.get("targets"):
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
         for t in res["targets"]:
@@ -513,23 +606,47 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, c in res["cases"].items():
         if c.get("target") and c.get("vs_anchor"):
-            out.append({"target": f"{name} median ≤ {c['target']} × {c['anchor']}",
-                        "measured": f"{c['vs_anchor']:.2f}", "met": c["vs_anchor"] <= c["target"]})
+            out.append(
+                {
+                    "target": f"{name} median ≤ {c['target']} × {c['anchor']}",
+                    "measured": f"{c['vs_anchor']:.2f}",
+                    "met": c["vs_anchor"] <= c["target"],
+                }
+            )
     for name, c in res["cases"].items():
         if c["server"] == "ours" and c.get("served_over_floor"):
-            out.append({"target": f"{name} served median ≤ 1.5 × floor",
-                        "measured": f"{c['served_over_floor']:.2f}", "met": c["served_over_floor"] <= 1.5})
+            out.append(
+                {
+                    "target": f"{name} served median ≤ 1.5 × floor",
+                    "measured": f"{c['served_over_floor']:.2f}",
+                    "met": c["served_over_floor"] <= 1.5,
+                }
+            )
     if res.get("long"):
         ours, plain = res["long"]["ours otsu"], res["long"]["TiTiler plain"]
-        out.append({"target": f"{res['long_clients']} clients {res['long_seconds']:.0f} s: 0 errors",
-                    "measured": f"{ours['errors']} errors, p99 {ours['p99_ms']:.1f} ms", "met": ours["errors"] == 0})
-        out.append({"target": "throughput ≥ plain TiTiler's",
-                    "measured": f"{ours['tiles_per_s']:.1f} vs {plain['tiles_per_s']:.1f} tiles/s",
-                    "met": ours["tiles_per_s"] >= plain["tiles_per_s"]})
+        out.append(
+            {
+                "target": f"{res['long_clients']} clients {res['long_seconds']:.0f} s: 0 errors",
+                "measured": f"{ours['errors']} errors, p99 {ours['p99_ms']:.1f} ms",
+                "met": ours["errors"] == 0,
+            }
+        )
+        out.append(
+            {
+                "target": "throughput ≥ plain TiTiler's",
+                "measured": f"{ours['tiles_per_s']:.1f} vs {plain['tiles_per_s']:.1f} tiles/s",
+                "met": ours["tiles_per_s"] >= plain["tiles_per_s"],
+            }
+        )
     if res.get("soak"):
         s = res["soak"]
-        out.append({"target": f"RSS growth < 10 % over {s['requests']} requests",
-                    "measured": f"{s['rss_growth_pct']:.1f} %", "met": s["rss_growth_pct"] < 10})
+        out.append(
+            {
+                "target": f"RSS growth < 10 % over {s['requests']} requests",
+                "measured": f"{s['rss_growth_pct']:.1f} %",
+                "met": s["rss_growth_pct"] < 10,
+            }
+        )
     return out
 
 
@@ -543,7 +660,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
     p.add_argument("--long-clients", type=int, default=32)
     p.add_argument("--long-seconds", type=float, default=60.0, help="0: skip the long mixed run")
     p.add_argument("--soak", type=int, default=10_000, help="soak requests (0: skip)")
+    p.add_argument(
+        "--soak-warm", type=int, default=1_000, help="requests at the soak's concurrency before its baseline"
+    )
     p.add_argument("--scale", action=argparse.BooleanOptionalAction, default=True, help="ours, 1 vs 2 workers")
+    p.add_argument(
+        "--threads-sweep", default="2,8,40", help="ours (1 worker, 32 clients, 15 s) per WORKER_THREADS ('': skip)"
+    )
     p.add_argument("--tiles-per-zoom", type=int, default=40)
     p.add_argument("--floor-reps", type=int, default=3)
     p.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
@@ -554,37 +677,57 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
     tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     levels = [int(c) for c in args.clients.split(",")]
     if args.quick:
-        args.duration, args.long_seconds, args.soak, args.scale = 1.0, 0.0, 300, False
-        args.tiles_per_zoom, args.floor_reps, levels = 6, 1, [1, 4]
+        args.duration, args.long_seconds, args.soak, args.soak_warm, args.scale = 0.5, 0.0, 50, 0, False
+        args.tiles_per_zoom, args.floor_reps, levels = 3, 1, [1, 4]
     args.out.mkdir(parents=True, exist_ok=True)
 
     cases = build_cases(args.quick)
     res: dict[str, Any] = {
-        "machine": machine(), "load_start": loadavg(), "workers": args.workers, "tool": tool,
-        "clients": levels, "cases": {},
+        "machine": machine(),
+        "load_start": loadavg(),
+        "workers": args.workers,
+        "tool": tool,
+        "clients": levels,
+        "cases": {},
     }
     sources = {c.source.name: c.source for c in cases}
+    res["phase_seconds"] = {}
+    clock = [time.monotonic()]
+
+    def phase(name: str) -> None:
+        now = time.monotonic()
+        res["phase_seconds"][name] = round(now - clock[0], 1)
+        clock[0] = now
+
     pans = {name: pan(src, args.tiles_per_zoom) for name, src in sources.items()}
     res["pan_tiles"] = {k: len(v) for k, v in pans.items()}
     print(f"pan: {res['pan_tiles']} tiles; floor...", flush=True)
     res["floor"] = floor(cases, pans, args.floor_reps)
+    phase("floor")
 
     with tempfile.TemporaryDirectory() as work:
         servers = {k: Server(k, args.workers, Path(work)) for k in ("ours", "titiler")}
         try:
+            for server in servers.values():
+                server.wait_ready()
+            phase("servers started")
             for case in cases:
                 server = servers[case.server]
                 paths = tile_paths(case, pans[case.source.name])
                 warm(server, paths, args.workers, tool)
                 entry = {**{k: v for k, v in asdict(case).items() if k != "source"}, "source": case.source.name}
-                entry["load"] = {}
+                entry["load"], entry["loadavg_before"] = {}, loadavg()
                 for n in levels:
                     r = load(tool, server.base, paths, n, args.duration)
                     r["rss_mb"] = server.rss_mb()
                     entry["load"][str(n)] = r
-                    print(f"{case.name:28s} {n:3d} clients: median {r['median_ms']:6.1f} ms  p99 "
-                          f"{r['p99_ms']:6.1f}  {r['tiles_per_s']:6.1f} tiles/s  errors {r['errors']}", flush=True)
+                    print(
+                        f"{case.name:28s} {n:3d} clients: median {r['median_ms']:6.1f} ms  p99 "
+                        f"{r['p99_ms']:6.1f}  {r['tiles_per_s']:6.1f} tiles/s  errors {r['errors']}",
+                        flush=True,
+                    )
                 res["cases"][case.name] = entry
+            phase("cases")
             for name, c in res["cases"].items():
                 seq = c["load"][str(levels[0])]["median_ms"]
                 c["served_over_floor"] = seq / res["floor"][name]["total"]
@@ -592,10 +735,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
                     c["vs_anchor"] = seq / res["cases"][c["anchor"]]["load"][str(levels[0])]["median_ms"]
 
             mixed = {
-                "ours otsu": [p for c in cases if c.name.startswith("ours otsu ") and "sigma" not in c.name
-                              for p in tile_paths(c, pans[c.source.name])],
-                "TiTiler plain": [p for c in cases if c.server == "titiler"
-                                  for p in tile_paths(c, pans[c.source.name])],
+                "ours otsu": [
+                    p
+                    for c in cases
+                    if c.name.startswith("ours otsu ") and "sigma" not in c.name
+                    for p in tile_paths(c, pans[c.source.name])
+                ],
+                "TiTiler plain": [
+                    p for c in cases if c.server == "titiler" for p in tile_paths(c, pans[c.source.name])
+                ],
             }
             if args.long_seconds:
                 res["long"], res["long_clients"], res["long_seconds"] = {}, args.long_clients, args.long_seconds
@@ -605,10 +753,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
                     r["rss_mb"] = server.rss_mb()
                     res["long"][name] = r
                     print(f"long {name}: {r}", flush=True)
+                phase("long")
             if args.soak:
                 ours_paths = [p for c in cases if c.server == "ours" for p in tile_paths(c, pans[c.source.name])]
-                res["soak"] = soak(servers["ours"], ours_paths, args.soak, 8, tool, max_s=600)
-                print(f"soak: {res['soak']['requests']} requests, RSS {res['soak']['rss_growth_pct']:.1f} %", flush=True)
+                res["soak"] = soak(servers["ours"], ours_paths, args.soak, args.soak_warm, 8, tool, max_s=900)
+                phase("soak")
+                print(
+                    f"soak: {res['soak']['requests']} requests, RSS {res['soak']['rss_growth_pct']:.1f} %", flush=True
+                )
+            naip_otsu = next(c for c in cases if c.name == "ours otsu NAIP")
+            res["revalidation"] = revalidation(
+                servers["ours"], tile_paths(naip_otsu, pans[naip_otsu.source.name]), 1 if args.quick else 3
+            )
+            phase("revalidation")
             if args.profile:
                 res["profile"] = profile(servers["ours"], mixed["ours otsu"], args.profile, tool, args.out)
         finally:
@@ -620,13 +777,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
             for workers in (1, 2):
                 server = Server("ours", workers, Path(work))
                 try:
+                    server.wait_ready()
                     warm(server, mixed["ours otsu"], workers, tool)
                     r = load(tool, server.base, mixed["ours otsu"], 32, 20)
                     res["scale"][str(workers)] = r
                     print(f"scale {workers} worker(s): {r['tiles_per_s']:.1f} tiles/s", flush=True)
                 finally:
                     server.stop()
+            phase("scale")
 
+        sweep = [int(n) for n in args.threads_sweep.split(",") if n] if not args.quick else []
+        if sweep:
+            res["threads"] = {}
+            for n in sweep:
+                server = Server("ours", 1, Path(work), env={"TITILER_OTSU_WORKER_THREADS": str(n)})
+                try:
+                    server.wait_ready()
+                    warm(server, mixed["ours otsu"], 1, tool)
+                    r = load(tool, server.base, mixed["ours otsu"], 32, 15)
+                    r["rss_mb"] = server.rss_mb()
+                    res["threads"][str(n)] = r
+                    print(f"threads {n}: {r['tiles_per_s']:.1f} tiles/s, p99 {r['p99_ms']:.0f} ms", flush=True)
+                finally:
+                    server.stop()
+            phase("threads")
+
+    phase("end")
     res["load_end"] = loadavg()
     res["targets"] = targets(res)
     (args.out / "harness.json").write_text(json.dumps(res, indent=1))

@@ -150,6 +150,23 @@ def _scene(size: int) -> np.ndarray:
     return (3000 + 1500 * (field + noise)).clip(1, 65535).astype(np.uint16)
 
 
+@pytest.fixture(scope="module")
+def scene_3072(synthetic_dir: Path) -> tuple[Path, np.ndarray]:
+    """A 3072 x 3072 uint16 COG (and its array) for the worker-kill tests."""
+    from tests.synthetic import write_cog
+
+    data = _scene(3072)
+    return write_cog(synthetic_dir / "scene_3072.tif", data), data
+
+
+@pytest.fixture(scope="module")
+def scene_4096(synthetic_dir: Path) -> Path:
+    """A 4096 x 4096 uint16 COG for the memory tests."""
+    from tests.synthetic import write_cog
+
+    return write_cog(synthetic_dir / "scene_4096.tif", _scene(4096))
+
+
 def _whole_image_classes(data: np.ndarray, params: dict, thresholds: list[float]) -> np.ndarray:
     algo = otsu_algorithms().get("otsu")(**params, scope="fixed", threshold=thresholds[0])
     out = algo(ImageData(np.ma.MaskedArray(data[None], mask=False), metadata={"halo": 0}))
@@ -171,9 +188,8 @@ def _start_export_and_wait_for_progress(cmd: list[str], fraction: float) -> tupl
     raise AssertionError(f"the export ended before {fraction:.0%} progress was seen: {''.join(lines)[-2000:]}")
 
 
-def test_worker_killed_mid_run_export_still_completes_identically(loopback_cluster, make_cog, tmp_path) -> None:
-    data = _scene(3072)
-    source = make_cog(data, name="kill_one_worker.tif")
+def test_worker_killed_mid_run_export_still_completes_identically(loopback_cluster, scene_3072, tmp_path) -> None:
+    source, data = scene_3072
     params = {"sigma": 2, "opening": 2}
     out = tmp_path / "classes.tif"
     cmd = _export_cmd(source, out, "--params", json.dumps(params), "--window-size", "256",
@@ -193,8 +209,8 @@ def test_worker_killed_mid_run_export_still_completes_identically(loopback_clust
     assert _leftovers(tmp_path) == []
 
 
-def test_all_workers_killed_fails_clearly_and_leaves_out_untouched(loopback_cluster, make_cog, tmp_path) -> None:
-    source = make_cog(_scene(3072), name="kill_all_workers.tif")
+def test_all_workers_killed_fails_clearly_and_leaves_out_untouched(loopback_cluster, scene_3072, tmp_path) -> None:
+    source, _ = scene_3072
     out = tmp_path / "classes.tif"
     out.write_bytes(b"the previous export")
     cmd = _export_cmd(source, out, "--params", '{"sigma": 2, "opening": 2}', "--window-size", "256",
@@ -209,6 +225,39 @@ def test_all_workers_killed_fails_clearly_and_leaves_out_untouched(loopback_clus
     assert _leftovers(tmp_path) == []
 
 
+def test_window_that_kills_its_worker_fails_clearly(scene_4096, tmp_path) -> None:
+    """A window too big for the worker's memory limit: its nanny kills it, Dask gives up (KilledWorker)."""
+    import os
+
+    from distributed import Client
+
+    source = scene_4096
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}  # give up at the first death
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=env, **quiet
+    )
+    worker = subprocess.Popen(
+        [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--memory-limit", "450MB", "--no-dashboard",
+         "--host", "127.0.0.1", "--preload", "titiler_otsu.export_tasks"],
+        **quiet,
+    )  # fmt: skip
+    cluster = LoopbackCluster(address, scheduler, [worker])
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=90)
+        out = tmp_path / "classes.tif"
+        cmd = _export_cmd(source, out, "--params", '{"sigma": 3}', "--window-size", "4096", "--scheduler", address)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr[-3000:])
+        assert "KilledWorker" in proc.stderr and "smaller --window-size" in proc.stderr
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        _stop(cluster)
+
+
 def test_unreachable_scheduler_is_a_clear_error(tmp_path) -> None:
     out = tmp_path / "classes.tif"
     nobody = f"tcp://127.0.0.1:{_free_port()}"
@@ -218,9 +267,9 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_worker_memory_is_bounded_by_the_window_not_the_scene(make_cog, tmp_path) -> None:
+def test_worker_memory_is_bounded_by_the_window_not_the_scene(scene_4096, tmp_path) -> None:
     """4096 x 4096 uint16 (32 MiB raw): one worker segmenting it whole would need > 350 MiB more."""
-    source = make_cog(_scene(4096), name="memory_4096.tif")
+    source = scene_4096
     t0 = time.perf_counter()
     summary = _run(_export_cmd(source, tmp_path / "classes.tif", "--params", '{"sigma": 1}', "--window-size", "512",
                                "--workers", "1"))  # fmt: skip

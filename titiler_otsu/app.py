@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from rio_tiler.constants import WGS84_CRS
-from titiler.core.errors import add_exception_handlers
 from titiler.core.factory import TMSFactory
 
 import titiler_otsu
@@ -16,9 +16,15 @@ from titiler_otsu.algorithm_routes import OtsuAlgorithmFactory
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.datasets import apply_gdal_config, configure_dataset_cache
 from titiler_otsu.dependencies import path_dependency
-from titiler_otsu.errors import STATUS_CODES
+from titiler_otsu.errors import add_error_handlers
 from titiler_otsu.factory import OTSU_ALGORITHM_STATE, OtsuTilerFactory
 from titiler_otsu.http_cache import HTTPCacheMiddleware, cache_rules, server_salt
+from titiler_otsu.limits import (
+    BodySizeLimitMiddleware,
+    RequestTimeoutMiddleware,
+    gdal_http_environment,
+    request_guard,
+)
 from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings, default_cache_dir
@@ -28,16 +34,16 @@ from titiler_otsu.viewer import mount_viewer
 
 
 def source_policy(settings: Settings) -> SourcePolicy:
-    """Allow-list from settings: explicit prefixes, else the sources' folders and the demo."""
+    """Allow-list from settings: explicit prefixes, else the sources themselves and the demo folder."""
     if settings.allowed_sources is not None:
-        return SourcePolicy.from_prefixes(settings.allowed_sources)
+        return SourcePolicy.from_prefixes(settings.allowed_sources, timeout=settings.remote_timeout)
     prefixes = [str(settings.cache_dir or default_cache_dir())]
     for source in settings.sources:
         if "://" in source and not source.startswith("file://"):
             prefixes.append(source)
         else:
-            prefixes.append(os.path.dirname(os.path.realpath(source.removeprefix("file://"))))
-    return SourcePolicy.from_prefixes(prefixes)
+            prefixes.append(os.path.realpath(source.removeprefix("file://")))
+    return SourcePolicy.from_prefixes(prefixes, timeout=settings.remote_timeout)
 
 
 def _source_entry(request: Request, source: str) -> dict[str, Any]:
@@ -78,10 +84,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title=settings.title,
         version=titiler_otsu.__version__,
         description="Seamless on-the-fly Otsu segmentation tiles (a TiTiler extension).",
+        dependencies=[Depends(request_guard(settings))],
     )
     app.state.settings = settings
     apply_gdal_config(settings.gdal_config)
+    apply_gdal_config(gdal_http_environment(settings))
     configure_dataset_cache(settings.dataset_cache_size, settings.dataset_cache_ttl)
+
+    async def limit_worker_threads() -> None:
+        """Bound the threads running blocking work in this worker (anyio's default limiter: 40)."""
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+
+    app.router.on_startup.append(limit_worker_threads)
     policy = source_policy(settings)
     registry = otsu_algorithms()
 
@@ -107,15 +121,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     mount_viewer(app, settings)
 
-    add_exception_handlers(app, STATUS_CODES)
+    add_error_handlers(app)
     app.add_middleware(ThresholdsHeaderMiddleware, state_key=OTSU_ALGORITHM_STATE)
     app.add_middleware(
         HTTPCacheMiddleware,
         rules=cache_rules(settings),
-        policy=policy if settings.etag else None,
+        policy=policy.offline() if settings.etag else None,
         salt=server_salt(settings),
     )
     app.add_middleware(TileScaleMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestTimeoutMiddleware, timeout=settings.request_timeout)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -55,7 +55,7 @@ def serve(
     os.environ["TITILER_OTSU_SOURCES"] = json.dumps(paths)
     if allow:
         prefixes = [a if "://" in a else str(Path(a).resolve()) for a in allow]
-        prefixes += [p if "://" in p else str(Path(p).parent) for p in paths]
+        prefixes += [*paths, *(settings.allowed_sources or [])]  # the sources themselves, not their folders
         prefixes.append(str(settings.cache_dir or default_cache_dir()))
         os.environ["TITILER_OTSU_ALLOWED_SOURCES"] = json.dumps(prefixes)
 

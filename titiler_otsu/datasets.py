@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import rasterio
 from rasterio.io import DatasetReader
 
+from titiler_otsu.errors import reset_gdal_errors
+
 #: Identity of a source: (path, (dev, ino, size, mtime_ns, ctime_ns)) or (path, None).
 SourceKey = tuple[str, tuple[int, ...] | None]
 
@@ -130,6 +132,8 @@ class DatasetCache:
             if entry is not None:
                 self.reuses += 1
         self._close(drop)
+        if entry is not None:
+            reset_gdal_errors()  # as a fresh open would: no stale error from this thread's last request
         if entry is None:
             entry = OpenDataset(key, rasterio.open(path))
             with self._lock:

@@ -9,12 +9,16 @@ messages are cut to their file name. Full details (tracebacks, paths) go to the 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import re
+import traceback
 import uuid
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from morecantile.errors import InvalidZoomError, MorecantileError
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError, RasterioIOError
 from rio_tiler.errors import (
@@ -83,6 +87,8 @@ STATUS_CODES: dict[type[Exception], int] = {
     InvalidColorMapName: status.HTTP_400_BAD_REQUEST,
     InvalidMosaicMethod: status.HTTP_400_BAD_REQUEST,
     MaxArraySizeError: status.HTTP_413_CONTENT_TOO_LARGE,
+    MorecantileError: status.HTTP_400_BAD_REQUEST,
+    InvalidZoomError: status.HTTP_404_NOT_FOUND,  # a zoom level the TileMatrixSet does not have
     BadRequestError: status.HTTP_400_BAD_REQUEST,
     SourceNotFoundError: status.HTTP_404_NOT_FOUND,
     SourceNotAllowedError: status.HTTP_403_FORBIDDEN,
@@ -127,7 +133,9 @@ _GDAL_RULES: list[tuple[re.Pattern[str], type[OtsuError], str]] = [
         "The remote source was not found (HTTP 404): check the URL.",
     ),
     (
-        re.compile(r"HTTP (?:response )?code|could(?:n't| not) (?:connect|resolve)|connection refused|curl", re.I),
+        re.compile(
+            r"HTTP (?:response )?code|could(?:n't| not) (?:connect|resolve)|connection refused|curl error", re.I
+        ),
         UpstreamError,
         "The remote source could not be read (unreachable or it answered with an error).",
     ),
@@ -137,6 +145,11 @@ _GDAL_RULES: list[tuple[re.Pattern[str], type[OtsuError], str]] = [
         "The source no longer exists (it was moved or deleted while being read).",
     ),
     (
+        re.compile(r"failed to transform|unable to compute (?:output bounds|a transformation)", re.I),
+        BadRequestError,
+        "The source cannot be projected to that CRS or area: choose another dst_crs, coord_crs or bbox.",
+    ),
+    (
         re.compile(r"not recogni[sz]ed as (?:being in )?a supported (?:file )?format", re.I),
         SourceNotReadableError,
         "The source is not a raster GDAL can read (expected a GeoTIFF/COG).",
@@ -144,16 +157,45 @@ _GDAL_RULES: list[tuple[re.Pattern[str], type[OtsuError], str]] = [
 ]
 
 
-def translate_gdal_error(exc: BaseException) -> OtsuError:
-    """A user-facing error for a GDAL/rasterio failure (its messages often hold local paths)."""
+def translate_gdal_error(exc: BaseException, remote: bool | None = None) -> OtsuError:
+    """A user-facing error for a GDAL/rasterio failure (its messages often hold local paths).
+
+    Args:
+        exc: the rasterio/GDAL exception.
+        remote: whether the source is remote (None: guessed from the message).
+
+    """
     text = _chain(exc)
+    if remote is None:
+        remote = bool(re.search(r"/vsi\w+/|https?://", text))
     for pattern, cls, message in _GDAL_RULES:
-        if pattern.search(text):
+        if pattern.search(text) and not (remote and cls is SourceNotReadableError):
             return cls(message)
+    if remote:  # e.g. a read cut short: GDAL then only says "not recognized as a supported format"
+        return UpstreamError("The remote source could not be read (it failed or is not a raster GDAL can read).")
     return SourceDamagedError(
         "The source could not be read completely: the file looks damaged or truncated "
         "(or it changed while being read). Repair or replace it."
     )
+
+
+def reset_gdal_errors() -> None:
+    """Clear this thread's GDAL "last error".
+
+    A failed read leaves it set; rasterio checks it after some calls that succeed (e.g.
+    `colorinterp`), so the next request served by the same thread on an already open
+    dataset would fail with the previous request's error. Opening a dataset clears it;
+    reusing an open one must do it explicitly.
+    """
+    _gdal_library().CPLErrorReset()
+
+
+@functools.cache
+def _gdal_library() -> ctypes.CDLL:
+    """The GDAL library rasterio is linked with (its symbols, through rasterio's extension)."""
+    import rasterio._err
+
+    return ctypes.CDLL(rasterio._err.__file__)
 
 
 # ---------------------------------------------------------------------- handlers
@@ -184,6 +226,55 @@ def _memory_handler(request: Request, exc: Exception) -> Response:
         status.HTTP_413_CONTENT_TOO_LARGE,
         "The request needs more memory than the server can give: ask for a smaller image "
         "(max_size, width, height, tilesize) or a smaller area.",
+    )
+
+
+#: rasterio's message for a band that the dataset does not have.
+_BAND_INDEX = re.compile(r"band index (\d+) out of range \(not in \(([\d, ]*)\)\)")
+
+
+def _index_handler(request: Request, exc: Exception) -> Response:
+    match = _BAND_INDEX.search(str(exc))
+    if match is None:
+        return _unexpected_handler(request, exc)
+    count = len([b for b in match.group(2).split(",") if b.strip()])
+    return _json(
+        status.HTTP_400_BAD_REQUEST,
+        f"Band {match.group(1)} does not exist: this source has {count} band(s) (bidx 1..{count}, b1..b{count}).",
+    )
+
+
+#: numpy's messages for a fill value (nodata) that the data type cannot hold.
+_NODATA_RANGE = re.compile(
+    r"Python integer (?P<value>-?\d+) out of bounds for (?P<dtype>\w+)"
+    r"|Cannot convert fill_value (?P<fill>\S+) to dtype (?P<fdtype>\w+)"
+)
+
+
+#: Modules whose ValueErrors are about the request's parameters (raised where they parse or
+#: apply them): TiTiler's query parsing, rio-tiler's readers, color-operations' formulas.
+_INPUT_MODULES = ("titiler.core.dependencies", "rio_tiler", "color_operations")
+
+
+def _raised_in(exc: BaseException) -> str:
+    """Module of the innermost Python frame of a traceback."""
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    return str(frames[-1][0].f_globals.get("__name__", "")) if frames else ""
+
+
+def _value_range_handler(request: Request, exc: Exception) -> Response:
+    match = _NODATA_RANGE.search(_chain(exc))
+    if match is None:
+        module = _raised_in(exc)
+        if isinstance(exc, ValueError) and module.startswith(_INPUT_MODULES):
+            logger.info("%s %s: invalid parameter (%s): %s", request.method, request.url.path, module, exc)
+            return _json(status.HTTP_400_BAD_REQUEST, f"Invalid parameters: {public_message(str(exc))[:300]}")
+        return _unexpected_handler(request, exc)
+    value = match.group("value") or match.group("fill")
+    dtype = match.group("dtype") or match.group("fdtype")
+    return _json(
+        status.HTTP_400_BAD_REQUEST,
+        f"{value} does not fit this source's data type ({dtype}): give a nodata value in its range, or omit nodata.",
     )
 
 
@@ -221,5 +312,8 @@ def add_error_handlers(app: FastAPI, status_codes: dict[type[Exception], int] | 
         app.add_exception_handler(cls, _gdal_handler)
     app.add_exception_handler(MemoryError, _memory_handler)
     app.add_exception_handler(RecursionError, _recursion_handler)
+    app.add_exception_handler(IndexError, _index_handler)
+    for cls in (OverflowError, TypeError, ValueError):
+        app.add_exception_handler(cls, _value_range_handler)
     app.add_exception_handler(ShapelyError, _geometry_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

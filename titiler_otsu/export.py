@@ -78,7 +78,9 @@ class ExportRequest(BaseModel):
     crs: str | None = Field(None, description="Output CRS (default: the source's grid).")
     resolution: float | None = Field(None, gt=0, description="Output pixel size, output CRS units.")
     exact_histogram: bool = Field(False, description="Dataset thresholds from the full-resolution histogram.")
-    window_size: int = Field(1024, ge=64, le=8192, multiple_of=16, description="Window side, pixels.")
+    window_size: int = Field(
+        2048, ge=64, le=8192, multiple_of=16, description="Window side, pixels (task memory grows with its square)."
+    )
     workers: int | None = Field(None, ge=1, description="Local cluster worker processes (default: CPU count).")
     threads_per_worker: int = Field(1, ge=1)
     scheduler: str | None = Field(None, description="Existing Dask scheduler address (tcp://host:port).")
@@ -301,9 +303,9 @@ def _map_windows(
                     continue
                 except KilledWorker as e:
                     raise ExportError(
-                        f"A window's task was running on workers that died {e.args[0] if e.args else ''} "
-                        "several times (Dask KilledWorker; out of memory?): the export was aborted. Try a "
-                        "smaller --window-size or workers with more memory."
+                        "Dask gave up on a window: the workers running it died (KilledWorker; out of "
+                        "memory?) and the export was aborted. Try a smaller --window-size or workers "
+                        "with more memory."
                     ) from e
                 future.release()
                 on_result(result)
@@ -313,17 +315,27 @@ def _map_windows(
             client.cancel(list(pending))
 
 
-def exact_histogram(client: Any, job: ExportJob, nbins: int, worker_timeout: float) -> Histogram:
+def exact_histogram(
+    client: Any, job: ExportJob, nbins: int, worker_timeout: float, progress: ProgressCallback | None = None
+) -> Histogram:
     """Full-resolution histogram of the output grid's valid values, by map-reduce.
 
     Map 1: min/max per window; reduce: global range. Map 2: counts per window on the
     common bins of that range; reduce: sum. Equals `valid_histogram` of the whole image.
     """
     windows = list(job.grid.windows(2048))
+    report = progress or (lambda phase, done, total: None)
     lo, hi = math.inf, -math.inf
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        report("histogram", done, 2 * len(windows))
 
     def take_range(r: tuple[float, float] | None) -> None:
         nonlocal lo, hi
+        step()
         if r is not None:
             lo, hi = min(lo, r[0]), max(hi, r[1])
 
@@ -337,6 +349,7 @@ def exact_histogram(client: Any, job: ExportJob, nbins: int, worker_timeout: flo
 
     def add(counts: np.ndarray) -> None:
         nonlocal total
+        step()
         total = total + counts
 
     _map_windows(client, window_histogram, job, windows, add, (lo, hi), nbins, worker_timeout=worker_timeout)
@@ -415,10 +428,8 @@ def _run(
         histogram = source.overview_histogram(histograms, algo.nbins)
         thresholds_overview = algo.thresholds_from_histogram(histogram)
         if request.exact_histogram:
-            report("histogram", 0, 1)
-            histogram = exact_histogram(client, job, algo.nbins, request.worker_timeout)
+            histogram = exact_histogram(client, job, algo.nbins, request.worker_timeout, report)
             thresholds_exact = algo.thresholds_from_histogram(histogram)
-            report("histogram", 1, 1)
         job = ExportJob(source, grid, request.algorithm, request.params, histogram)
     seconds_histogram = time.perf_counter() - t0
     if histogram is not None:

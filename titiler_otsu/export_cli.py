@@ -71,8 +71,9 @@ def _print_summary(summary: Any) -> None:
         f"  grid        {s.width} x {s.height} px, {s.crs}, pixel {abs(s.transform[0]):g} x {abs(s.transform[4]):g}"
     )
     typer.echo(f"  pixels      {s.pixels:,} ({s.valid_pixels:,} valid, {s.nodata_pixels:,} nodata = {s.nodata_value})")
-    line = ", ".join(f"{t:g}" for t in s.thresholds)
-    typer.echo(f"  thresholds  {line}  ({s.algorithm}, scope {s.scope}, {s.histogram or 'fixed'} histogram)")
+    line = ", ".join(f"{t:g}" for t in s.thresholds) or "per neighbourhood"
+    source = f", {s.histogram} histogram" if s.histogram and s.thresholds else ""
+    typer.echo(f"  thresholds  {line}  ({s.algorithm}, scope {s.scope}{source})")
     if s.thresholds_exact is not None and s.thresholds_exact != s.thresholds_overview:
         over = ", ".join(f"{t:g}" for t in s.thresholds_overview or [])
         typer.echo(f"              the tiles' overview histogram gives {over} (differs from the exact ones)")
@@ -112,7 +113,7 @@ def export_command(
     exact_histogram: Annotated[
         bool, typer.Option(help="Dataset thresholds from the full-resolution histogram (map-reduce).")
     ] = False,
-    window_size: Annotated[int, typer.Option(help="Window side in pixels (multiple of 16).")] = 1024,
+    window_size: Annotated[int, typer.Option(help="Window side in pixels (multiple of 16).")] = 2048,
     workers: Annotated[int | None, typer.Option(min=1, help="Local cluster worker processes (default: CPUs).")] = None,
     threads_per_worker: Annotated[int, typer.Option(min=1, help="Threads per local worker.")] = 1,
     overview_resampling: Annotated[str, typer.Option(help="Overviews: nearest or mode (majority class).")] = "nearest",

@@ -1,9 +1,9 @@
 """The work of one Dask task: segment a window, or histogram it.
 
 Each task gets a small picklable `ExportJob` and one `Window` of the output grid. It
-reads the window plus the algorithm's halo (clipped at the grid's edges, exactly like the
-whole image would be), runs the same algorithm class the tile server runs, and crops the
-halo away. Because every filter reaches at most `halo` pixels, the cropped window equals
+reads the window plus the algorithm's halo (clipped at the whole image's edges, never padded,
+so filters see the border the whole image has), runs the same algorithm class the tile
+server runs, and crops the halo away. Because every filter reaches at most `halo` pixels, the cropped window equals
 the same window of the algorithm applied to the whole image at once.
 """
 
@@ -68,8 +68,8 @@ def segment_window(job: ExportJob, window: Window) -> WindowResult:
     algo = job.make_algorithm()
     grown, dc, dr = window.grow(halo_of(algo), job.grid.halo_limits)
     img = job.source.read_window(job.grid, grown)
-    # The halo is cropped here, not by the algorithm: at the grid's edges the window is
-    # clipped (no padding), so the filters see the same border the whole image has.
+    # The halo is cropped here, not by the algorithm: at the image's edges the halo is
+    # clipped (no padding), so it is not the same on every side.
     img.metadata = {**(img.metadata or {}), "halo": 0}
     out: ImageData = algo(img)
     band = out.array[0]

@@ -29,8 +29,8 @@ from titiler_otsu.export_grid import OutputGrid, Window
 #: Class value of nodata pixels in the output (classes are 0..4).
 NODATA = 255
 
-#: Compression of the temporary GeoTIFF (None: raw blocks).
-COMPRESS_TEMP: str | None = "zstd"
+#: Compression of the temporary GeoTIFF: fast ZSTD (level 1) keeps it small and cheap.
+COMPRESS_TEMP = "zstd"
 
 #: GDAL block cache of the writing process while blocks arrive (bounds driver memory).
 WRITE_CACHE_MB = 256
@@ -84,6 +84,7 @@ class ClassRasterWriter:
             "blockxsize": self._blocksize,
             "blockysize": self._blocksize,
             "compress": COMPRESS_TEMP,
+            "zstd_level": 1,
             "bigtiff": "if_safer",
         }
         self._ds = rasterio.open(self.tmp_path, "w", **profile)
@@ -103,7 +104,7 @@ class ClassRasterWriter:
         self._ds.set_band_description(1, "class")
         self._ds.close()
         profile = cog_profiles.get("deflate")
-        profile.update(blockxsize=512, blockysize=512, predictor=2)
+        profile.update(blockxsize=512, blockysize=512)
         cog_translate(
             str(self.tmp_path),
             str(self.cog_path),

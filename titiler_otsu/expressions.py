@@ -9,7 +9,7 @@ direct calls only), checked before any read:
 * `**` between constants only with a literal base and a small literal exponent: numexpr
   evaluates constant sub-expressions with Python integers, so `9**9**9` would take the
   server's CPU for minutes;
-* parse depth errors are a 400, not a crash.
+* at most MAX_DEPTH levels of nesting; parse depth errors are a 400, not a crash.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from titiler_otsu.errors import BadRequestError
 
 #: Largest literal exponent in `constant ** constant`.
 MAX_CONSTANT_EXPONENT = 64
+#: Deepest nesting of operations (numexpr compiles recursively).
+MAX_DEPTH = 100
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _HELP = (
     "Use band math: band names (b1, b2... or asset names), numbers, + - * / ** %, comparisons, "
@@ -46,6 +48,16 @@ def _literal(node: ast.AST) -> float | None:
     return None
 
 
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of a tree (iterative: safe on deep trees)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def _check_node(node: ast.AST, block: str) -> None:
     if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
         raise BadRequestError(f"Invalid expression '{block}': only numbers may be constants. {_HELP}")
@@ -53,8 +65,10 @@ def _check_node(node: ast.AST, block: str) -> None:
         raise BadRequestError(f"Invalid expression '{block}': '{node.id}' is not a band or asset name. {_HELP}")
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and _constant_only(node.right):
         exponent = _literal(node.right)
-        if exponent is None or abs(exponent) > MAX_CONSTANT_EXPONENT or (
-            _constant_only(node.left) and _literal(node.left) is None
+        if (
+            exponent is None
+            or abs(exponent) > MAX_CONSTANT_EXPONENT
+            or (_constant_only(node.left) and _literal(node.left) is None)
         ):
             raise BadRequestError(
                 f"Invalid expression '{block}': a constant power must be number ** number with an "
@@ -84,6 +98,8 @@ def check_expression(expression: str, max_length: int) -> str:
             raise BadRequestError(f"Invalid expression '{block}': {e}. {_HELP}") from e
         except (RecursionError, MemoryError) as e:
             raise BadRequestError("expression is nested too deeply: simplify it.") from e
+        if _depth(tree) > MAX_DEPTH:
+            raise BadRequestError(f"expression is nested more than {MAX_DEPTH} levels deep: simplify it.")
         for node in ast.walk(tree):
             _check_node(node, block)
     return expression

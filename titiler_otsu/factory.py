@@ -11,7 +11,7 @@ from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import BaseReader
 from titiler.core.algorithm import Algorithms
 from titiler.core.algorithm.base import BaseAlgorithm
-from titiler.core.dependencies import DefaultDependency
+from titiler.core.dependencies import DefaultDependency, PartFeatureParams
 from titiler.core.factory import FactoryExtension, TilerFactory
 from titiler.core.resources.enums import ImageType
 from titiler.core.resources.responses import XMLResponse
@@ -24,6 +24,7 @@ from titiler_otsu.areas import AreasExtension
 from titiler_otsu.dependencies import HaloParams, algorithm_dependency
 from titiler_otsu.errors import BadRequestError, OtsuError
 from titiler_otsu.histograms import DatasetHistograms
+from titiler_otsu.limits import BoundedPartParams
 from titiler_otsu.models import ThresholdResponse
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
@@ -75,6 +76,8 @@ class OtsuAnalyticsMixin(_FactoryBase):
             self.histograms = DatasetHistograms(s.histogram_cache_size, s.histogram_cache_ttl, s.histogram_max_size)
         self.process_dependency = self._bound_algorithm_dependency()
         self.tile_dependency = self._halo_dependency()
+        if self.img_part_dependency is PartFeatureParams:  # bbox/feature: max_size 1024 unless sized
+            self.img_part_dependency = BoundedPartParams
         super().__attrs_post_init__()
 
     # ------------------------------------------------------------------ dependencies

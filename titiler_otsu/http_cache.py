@@ -108,8 +108,8 @@ class HTTPCacheMiddleware:
             return None
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         urls = [v for k, v in query if k == "url"]
-        if len(urls) != 1:
-            return None
+        if len(urls) != 1 or ("://" in urls[0] and not urls[0].startswith("file://")):
+            return None  # no cheap identity for remote sources (and no network on the event loop)
         try:
             source = self.policy.resolve(urls[0])
         except OtsuError:

@@ -33,9 +33,10 @@ from titiler_otsu.errors import (
     BadRequestError,
     SourceNotFoundError,
     SourceNotReadableError,
-    UpstreamError,
+    translate_gdal_error,
 )
 from titiler_otsu.grid import GridWindow, tile_window
+from titiler_otsu.limits import BoundedPartMixin
 from titiler_otsu.sampling import source_coords, source_pixel_size, transformer_for
 
 #: An overview is used when its decimation is at most this much coarser than the grid level.
@@ -45,7 +46,7 @@ _SUPPORTED_RESAMPLING = {None, "nearest"}
 
 
 @attr.s
-class GridExactReader(Reader):
+class GridExactReader(BoundedPartMixin, Reader):
     """rio-tiler `Reader` with grid-exact, halo-consistent `tile()` reads."""
 
     _overviews: dict[int, DatasetReader] = attr.ib(init=False, factory=dict)
@@ -65,8 +66,8 @@ class GridExactReader(Reader):
                 raise SourceNotReadableError(
                     f"{os.path.basename(self.input)} is not a raster GDAL can read (expected a GeoTIFF/COG)."
                 ) from e
-            if self.input and "://" in self.input:
-                raise UpstreamError(f"Could not read the remote source {self.input}.") from e
+            if self.input and "://" in self.input:  # unreachable, 404, timeout: see translate_gdal_error
+                raise translate_gdal_error(e, remote=True) from e
             raise SourceNotFoundError(f"No such source: {self.input}") from e
 
     @property
@@ -104,12 +105,13 @@ class GridExactReader(Reader):
 
         With a cached pyproj transformer: GDAL builds a new transformation per call (~20 ms).
         """
-        bounds = tuple(self.tms.xy_bounds(Tile(x=tile_x, y=tile_y, z=tile_z)))
+        left, bottom, right, top = self.tms.xy_bounds(Tile(x=tile_x, y=tile_y, z=tile_z))
         if self.tms.rasterio_crs != self.crs:
-            bounds = transformer_for(self.tms.rasterio_crs, self.crs).transform_bounds(*bounds, densify_pts=21)
-        if not all(np.isfinite(bounds)):
+            transformer = transformer_for(self.tms.rasterio_crs, self.crs)
+            left, bottom, right, top = transformer.transform_bounds(left, bottom, right, top, densify_pts=21)
+        if not all(np.isfinite((left, bottom, right, top))):
             return True
-        left, bottom, right, top = normalize_bounds(bounds)
+        left, bottom, right, top = normalize_bounds((left, bottom, right, top))
         src_left, src_bottom, src_right, src_top = normalize_bounds(self.bounds)
         return left < src_right and right > src_left and top > src_bottom and bottom < src_top
 

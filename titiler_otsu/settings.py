@@ -16,7 +16,6 @@ GDAL_CONFIG_DEFAULTS: dict[str, str] = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIPLEX": "YES",
     "GDAL_HTTP_VERSION": "2",
-    "VSI_CACHE": "TRUE",
 }
 
 
@@ -105,6 +104,13 @@ class Settings(BaseSettings):
     )
     dataset_cache_ttl: float = Field(
         300.0, ge=0, description="Seconds an idle open dataset is kept (bounds how long a remote file may be stale)."
+    )
+    worker_threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Threads per worker process running blocking work (tile reads, sync dependencies); "
+        "few threads keep CPU-bound tiles fast and memory bounded, more suit slow remote sources.",
     )
     gdal_config: dict[str, str] = Field(
         default_factory=lambda: dict(GDAL_CONFIG_DEFAULTS),

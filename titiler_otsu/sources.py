@@ -23,7 +23,7 @@ import socket
 import threading
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -223,6 +223,7 @@ class SourcePolicy:
         remote_prefixes: allowed remote prefixes.
         timeout: seconds for the redirect probe of http(s) sources.
         resolver: host name resolution (the system's by default).
+        probe_remote: whether `resolve` probes http(s) sources for redirects (network).
 
     """
 
@@ -230,11 +231,14 @@ class SourcePolicy:
     remote_prefixes: tuple[UrlPrefix, ...] = ()
     timeout: float = 10.0
     resolver: Resolver = field(default=system_resolver, repr=False)
+    probe_remote: bool = True
     _probed: TTLCache = field(default_factory=lambda: TTLCache(maxsize=1024, ttl=60.0), repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def from_prefixes(cls, prefixes: list[str], timeout: float = 10.0, resolver: Resolver | None = None) -> SourcePolicy:
+    def from_prefixes(
+        cls, prefixes: list[str], timeout: float = 10.0, resolver: Resolver | None = None
+    ) -> SourcePolicy:
         """Split prefixes into resolved local paths and remote URL prefixes."""
         local, remote = [], []
         for prefix in prefixes:
@@ -246,19 +250,23 @@ class SourcePolicy:
                 local.append(os.path.realpath(os.path.expanduser(path)))
         return cls(tuple(local), tuple(remote), timeout, resolver or system_resolver)
 
+    def offline(self) -> SourcePolicy:
+        """The same allow-list without network probes (for checks made on the event loop)."""
+        return replace(self, probe_remote=False)
+
     @property
     def allows_remote(self) -> bool:
         """Whether any remote prefix is configured."""
         return bool(self.remote_prefixes)
 
     # ------------------------------------------------------------------ entry point
-    def resolve(self, url: str, probe: bool = True) -> str:
+    def resolve(self, url: str, probe: bool | None = None) -> str:
         """Return the path or URL to open for a user-given `url`, or raise.
 
         Args:
             url: a local path, `file://` URI or remote URL.
             probe: for http(s), follow and check redirects with a `HEAD` request (network);
-                False: only the checks that need no network.
+                False: only the checks that need no network. Default: `probe_remote`.
 
         Raises:
             BadRequestError: empty, too long, control characters, relative path.
@@ -282,7 +290,7 @@ class SourcePolicy:
             )
         scheme = urlsplit(url).scheme.lower()
         if scheme in REMOTE_SCHEMES:
-            return self._resolve_remote(url, probe)
+            return self._resolve_remote(url, self.probe_remote if probe is None else probe)
         if scheme and scheme != "file":
             raise SourceNotAllowedError(
                 f"Unsupported source scheme '{scheme}:': give a local path, a file:// URI or an "
@@ -308,9 +316,7 @@ class SourcePolicy:
         if raw.lower().startswith("/vsi"):
             raise SourceNotAllowedError("GDAL virtual file system paths (/vsi...) are not allowed.")
         if not raw.startswith("/"):
-            raise BadRequestError(
-                f"url must be an absolute path, a file:// URI or an http(s) URL (got '{url}')."
-            )
+            raise BadRequestError(f"url must be an absolute path, a file:// URI or an http(s) URL (got '{url}').")
         path = os.path.realpath(raw)
         if path.lower().startswith("/vsi") or not any(_is_under(path, p) for p in self.local_prefixes):
             raise SourceNotAllowedError(
@@ -328,7 +334,10 @@ class SourcePolicy:
     def _check_public(self, remote: RemoteURL, what: str) -> None:
         """Raise unless every address of the host is a public one."""
         literal = ip_literal(remote.host)
-        addresses = [literal] if literal else [ipaddress.ip_address(a.split("%")[0]) for a in self.resolver(remote.host, remote.port)]
+        if literal is not None:
+            addresses = [literal]
+        else:
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in self.resolver(remote.host, remote.port)]
         if not addresses or any(is_internal(a) for a in addresses):
             raise SourceNotAllowedError(
                 f"{what} not allowed: its host is a loopback, private, link-local or otherwise internal "
@@ -378,7 +387,7 @@ class SourcePolicy:
                 try:
                     target = parse_remote(urljoin(current.url, location))
                 except (SourceNotAllowedError, BadRequestError) as e:
-                    raise SourceNotAllowedError(f"The source {shown} redirects to a URL that is not allowed: {e}") from e
+                    raise SourceNotAllowedError(f"The source {shown} redirects to a URL not allowed: {e}") from e
                 self._check_redirect(target)
                 current = target
                 continue

@@ -258,7 +258,12 @@ class StacApiSearcher:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                search = client.search(**params)
+                try:
+                    search = client.search(**params)
+                except (APIError, requests.RequestException, NotImplementedError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - pystac-client raises a bare Exception for a bad datetime
+                    raise BadRequestError(f"Invalid search parameters: {e}") from e
                 items = list(search.items())
         except (APIError, requests.RequestException) as e:
             raise _api_error(e, f"search of '{query.collection}'") from e
