@@ -2,9 +2,9 @@
 
 One invocation, on loopback only, bounded in time, stopping by itself:
 
-1. **Floor** (in-process, per tile, warm): open (dataset lent by the cache), read with the
-   algorithm's halo, algorithm, PNG encoding, for every case; the plain TiTiler cases get
-   rio-tiler's `Reader.tile` + rescale + encoding.
+1. **Floor** (in-process, per tile, warm, measured right before each case's served runs):
+   open (dataset lent by the cache), read with the algorithm's halo, algorithm, PNG encoding;
+   the plain TiTiler cases get rio-tiler's `Reader.tile` + rescale + encoding.
 2. **Servers**: ours (`uvicorn titiler_otsu.app:create_app`, N workers) and the plain TiTiler
    app of `bench_tiles.py` (`TilerFactory`, no extension, N workers), same GDAL settings.
 3. **Pan**: every case replays a pan over the real rasters (NAIP band 4, Sentinel-2 B08)
@@ -141,24 +141,30 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def floor(cases: list[Case], pans: dict[str, list], reps: int) -> dict[str, dict[str, float]]:
+def floor_factory() -> Any:
+    """Our `/cog` factory, in this process, with the server's default settings (GDAL config, caches)."""
+    from titiler_otsu.app import create_app
+    from titiler_otsu.settings import Settings
+
+    return create_app(Settings(allowed_sources=[str(DATA)])).state.cog_factory
+
+
+def floor(
+    cases: list[Case], pans: dict[str, list], reps: int, factory: Any, warm: bool = True
+) -> dict[str, dict[str, float]]:
     """In-process cost per tile (ms, medians over the pan, warm) of open, read, algorithm, encode."""
     from rio_tiler.io import Reader
     from titiler.core.resources.enums import ImageType
     from titiler.core.utils import render_image
 
     from titiler_otsu.algorithms import SegmentationAlgorithm, halo_of
-    from titiler_otsu.app import create_app
-    from titiler_otsu.settings import Settings
 
-    app = create_app(Settings(allowed_sources=[str(DATA)]))  # same GDAL config and caches as served
-    factory = app.state.cog_factory
     out: dict[str, dict[str, float]] = {}
     for case in cases:
         bidx = int(case.source.layer.get("bidx", 1))
         rescale = [tuple(float(v) for v in case.source.rescale.split(","))]
         parts: dict[str, list[float]] = {"open": [], "read": [], "algorithm": [], "encode": [], "total": []}
-        for rep in range(reps + 1):  # the first pass warms caches and is not counted
+        for rep in range(0 if warm else 1, reps + 1):  # pass 0 warms the caches and is not counted
             for z, x, y in pans[case.source.name]:
                 t0 = time.perf_counter()
                 if case.server == "titiler":
@@ -362,6 +368,30 @@ async def _load_httpx(base: str, paths: list[str], clients: int, duration: float
         "p99_ms": float(np.percentile(lat, 99)),
         "max_ms": float(lat.max()),
     }
+
+
+def interleaved(
+    case: Case, server: Server, paths: list[str], pans: dict[str, list], factory: Any, tool: str, duration: float
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """1 client and the floor, alternating in rounds, so that both see the same machine speed.
+
+    The machine's speed drifts by tens of % within minutes (shared host): measured apart, the
+    served/floor ratio would mostly measure that drift. Each round is one floor pass over the
+    pan and `duration / ROUNDS` s of load; latency figures are medians over rounds.
+    """
+    served, floors = [], []
+    for i in range(INTERLEAVE_ROUNDS):
+        floors.append(floor([case], pans, 1, factory, warm=i == 0)[case.name])
+        served.append(load(tool, server.base, paths, 1, duration / INTERLEAVE_ROUNDS))
+    out = {k: _median([r[k] for r in served]) for k in ("median_ms", "p95_ms", "p99_ms", "max_ms")}
+    requests, seconds = sum(r["requests"] for r in served), sum(r["seconds"] for r in served)
+    out.update(requests=requests, seconds=seconds, tiles_per_s=requests / seconds, rounds=len(served))
+    out["errors"] = sum(r["errors"] for r in served)
+    return out, {k: _median([f[k] for f in floors]) for k in floors[0]}
+
+
+#: Rounds of `interleaved`.
+INTERLEAVE_ROUNDS = 5
 
 
 def load(tool: str, base: str, paths: list[str], clients: int, duration: float) -> dict[str, Any]:
@@ -668,7 +698,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
         "--threads-sweep", default="2,8,40", help="ours (1 worker, 32 clients, 15 s) per WORKER_THREADS ('': skip)"
     )
     p.add_argument("--tiles-per-zoom", type=int, default=40)
-    p.add_argument("--floor-reps", type=int, default=3)
     p.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
     p.add_argument("--profile", type=float, default=0.0, help="seconds of py-spy on ours (0: none)")
     p.add_argument("--quick", action="store_true", help="smoke run: one case pair, ~1 s loads, small soak")
@@ -678,7 +707,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
     levels = [int(c) for c in args.clients.split(",")]
     if args.quick:
         args.duration, args.long_seconds, args.soak, args.soak_warm, args.scale = 0.5, 0.0, 50, 0, False
-        args.tiles_per_zoom, args.floor_reps, levels = 3, 1, [1, 4]
+        args.tiles_per_zoom, levels = 3, [1, 4]
+    levels = sorted({1, *levels})  # 1 client is measured alternating with the floor
     args.out.mkdir(parents=True, exist_ok=True)
 
     cases = build_cases(args.quick)
@@ -701,9 +731,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
 
     pans = {name: pan(src, args.tiles_per_zoom) for name, src in sources.items()}
     res["pan_tiles"] = {k: len(v) for k, v in pans.items()}
-    print(f"pan: {res['pan_tiles']} tiles; floor...", flush=True)
-    res["floor"] = floor(cases, pans, args.floor_reps)
-    phase("floor")
+    print(f"pan: {res['pan_tiles']} tiles", flush=True)
+    factory = floor_factory()
+    res["floor"] = {}
+    phase("pans")
 
     with tempfile.TemporaryDirectory() as work:
         servers = {k: Server(k, args.workers, Path(work)) for k in ("ours", "titiler")}
@@ -718,7 +749,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
                 entry = {**{k: v for k, v in asdict(case).items() if k != "source"}, "source": case.source.name}
                 entry["load"], entry["loadavg_before"] = {}, loadavg()
                 for n in levels:
-                    r = load(tool, server.base, paths, n, args.duration)
+                    if n == 1:  # alternating with the floor
+                        r, res["floor"][case.name] = interleaved(
+                            case, server, paths, pans, factory, tool, args.duration
+                        )
+                    else:
+                        r = load(tool, server.base, paths, n, args.duration)
                     r["rss_mb"] = server.rss_mb()
                     entry["load"][str(n)] = r
                     print(
@@ -729,10 +765,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: C901 - a scr
                 res["cases"][case.name] = entry
             phase("cases")
             for name, c in res["cases"].items():
-                seq = c["load"][str(levels[0])]["median_ms"]
+                seq = c["load"]["1"]["median_ms"]
                 c["served_over_floor"] = seq / res["floor"][name]["total"]
                 if c.get("anchor"):
-                    c["vs_anchor"] = seq / res["cases"][c["anchor"]]["load"][str(levels[0])]["median_ms"]
+                    c["vs_anchor"] = seq / res["cases"][c["anchor"]]["load"]["1"]["median_ms"]
 
             mixed = {
                 "ours otsu": [
