@@ -130,7 +130,8 @@ class LoopbackCluster:
         for _ in range(self.n):
             self.procs.append(
                 subprocess.Popen(
-                    [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                    [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+                    + ["--preload", "titiler_otsu.export_tasks"],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )

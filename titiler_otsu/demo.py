@@ -24,6 +24,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rasterio.features import rasterize
@@ -186,6 +187,7 @@ def _blend(land: np.ndarray, spectrum: Spectrum, alpha: np.ndarray, gain: np.nda
         gain: Optional multiplicative texture of the overlay, shape ``(h, w)``.
     """
     cover = alpha > 0
+    idx: tuple[Any, ...]
     if cover.mean() < 0.3:
         idx = np.nonzero(cover)
         alpha = alpha[idx]
@@ -669,8 +671,8 @@ def _sensor(rng: np.random.Generator, bands: np.ndarray) -> np.ndarray:
     """
     _, h, w = bands.shape
     for b, sigma in enumerate(_NOISE_SIGMA):
-        gain = rng.normal(1.0, 0.0015, w).astype(np.float32)
-        offset = rng.normal(0.0, 3.0, w).astype(np.float32)
+        gain = np.asarray(rng.normal(1.0, 0.0015, w), np.float32)
+        offset = np.asarray(rng.normal(0.0, 3.0, w), np.float32)
         noise = rng.standard_normal((h, w), dtype=np.float32)
         bands[b] = bands[b] * gain + offset + noise * (sigma + 0.004 * bands[b])
     return bands

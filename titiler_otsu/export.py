@@ -17,7 +17,6 @@ existing scheduler (`scheduler="tcp://host:port"`).
 
 from __future__ import annotations
 
-import logging
 import math
 import resource
 import time
@@ -35,6 +34,7 @@ from titiler_otsu.algorithms import halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
 from titiler_otsu.dependencies import _format_validation_error
 from titiler_otsu.errors import BadRequestError, OtsuError
+from titiler_otsu.export_cluster import ClusterStarter, new_local_cluster
 from titiler_otsu.export_grid import OutputGrid, Window, native_grid, reprojected_grid
 from titiler_otsu.export_source import ExportSource
 from titiler_otsu.export_tasks import (
@@ -193,12 +193,17 @@ def _output_grid(request: ExportRequest, source: ExportSource) -> OutputGrid:
 
 @contextmanager
 def dask_client(
-    scheduler: str | None, workers: int | None, threads_per_worker: int, worker_timeout: float
+    scheduler: str | None,
+    workers: int | None,
+    threads_per_worker: int,
+    worker_timeout: float,
+    starter: ClusterStarter | None = None,
 ) -> Iterator[Any]:
-    """A `distributed.Client`: on an existing scheduler, or on a new local cluster."""
-    import os
+    """A `distributed.Client`: on an existing scheduler, or on a new local cluster.
 
-    from distributed import Client, LocalCluster
+    `starter`: a local cluster already starting in the background (see `export_cluster`).
+    """
+    from distributed import Client
 
     if scheduler:
         try:
@@ -220,15 +225,7 @@ def dask_client(
         finally:
             client.close()
         return
-    n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        dashboard_address=":0",  # a free port: several exports may run at once
-        silence_logs=logging.CRITICAL,
-        preload=["titiler_otsu.export_tasks"],  # import while the driver reads the histogram
-    )
+    cluster = starter.take() if starter is not None else new_local_cluster(workers, threads_per_worker)
     try:
         with Client(cluster) as client:
             yield client
@@ -364,6 +361,7 @@ def export(
     client: Any | None = None,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
+    starter: ClusterStarter | None = None,
 ) -> ExportSummary:
     """Export the classes of a whole source as a COG (see the module docstring).
 
@@ -373,6 +371,8 @@ def export(
             local cluster for the duration of the export).
         progress: called with (phase, done, total) as windows complete.
         settings: limits and histogram settings (default: from the environment).
+        starter: the local cluster, already starting in the background (used when neither
+            `client` nor `request.scheduler` is given; closed by the caller if unused).
 
     Returns:
         ExportSummary: pixels, classes with areas, thresholds, timings.
@@ -394,7 +394,9 @@ def export(
         raise BadRequestError(f"{out} is a folder: give a file name such as {out / 'classes.tif'}.")
 
     if client is None:
-        with dask_client(request.scheduler, request.workers, request.threads_per_worker, request.worker_timeout) as c:
+        with dask_client(
+            request.scheduler, request.workers, request.threads_per_worker, request.worker_timeout, starter
+        ) as c:
             return _run(request, settings, algo, source, grid, out, c, progress, start)
     return _run(request, settings, algo, source, grid, out, client, progress, start)
 

@@ -94,6 +94,34 @@ def _print_summary(summary: Any) -> None:
     typer.echo(f"  cluster     {s.scheduler}: {s.workers} workers, {s.threads} threads, peak worker RSS {peak:.0f} MiB")
 
 
+def _run_export(fields: dict[str, Any], starter: Any) -> Any:
+    """Validate the request and run the export; errors become messages and exit codes."""
+    from pydantic import ValidationError
+
+    from titiler_otsu.errors import OtsuError
+    from titiler_otsu.export import ExportRequest, export
+
+    try:
+        request = ExportRequest(**fields)
+    except ValidationError as e:
+        msgs = "; ".join(
+            f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors()
+        )
+        typer.echo(f"Error: {msgs}", err=True)
+        raise typer.Exit(2) from e
+    out = fields["out"]
+    started = time.perf_counter()
+    try:
+        with _Progress() as progress:
+            return export(request, progress=progress, starter=starter)
+    except OtsuError as e:
+        typer.echo(f"Error: {e} (after {time.perf_counter() - started:.1f} s; nothing written at {out})", err=True)
+        raise typer.Exit(2) from e
+    except Exception as e:  # noqa: BLE001 - GDAL/Dask failures: say what failed, not a traceback
+        typer.echo(f"Error: export failed ({type(e).__name__}: {e}); nothing written at {out}", err=True)
+        raise typer.Exit(1) from e
+
+
 def export_command(
     source: Annotated[str, typer.Argument(help="COG/GeoTIFF path or URL, or a STAC Item (JSON).")],
     out: Annotated[Path, typer.Argument(help="Output COG (replaced atomically when complete).")],
@@ -121,53 +149,45 @@ def export_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Export the full-resolution classes of a scene as a COG, computed with Dask."""
-    from pydantic import ValidationError
-
-    from titiler_otsu.errors import OtsuError
-    from titiler_otsu.export import ExportRequest, export
-
     try:
         loaded = json.loads(params)
     except json.JSONDecodeError as e:
         raise typer.BadParameter(f"not valid JSON ({e.msg}); e.g. '{{\"sigma\": 1}}'", param_hint="--params") from e
     if not isinstance(loaded, dict):
         raise typer.BadParameter('give a JSON object, e.g. {"sigma": 1}', param_hint="--params")
+    bbox_value = _parse_bbox(bbox) if bbox else None
+    starter = None
+    if scheduler is None:
+        from titiler_otsu.export_cluster import ClusterStarter
+
+        # workers start (and import) while this process imports the driver and opens the source
+        starter = ClusterStarter(workers, threads_per_worker)
     try:
-        request = ExportRequest(
-            source=source if "://" in source else str(Path(source).expanduser()),
-            out=out,
-            bidx=bidx,
-            expression=expression,
-            assets=assets or [],
-            algorithm=algorithm,
-            params=loaded,
-            bbox=_parse_bbox(bbox) if bbox else None,
-            crs=crs,
-            resolution=resolution,
-            exact_histogram=exact_histogram,
-            window_size=window_size,
-            workers=workers,
-            threads_per_worker=threads_per_worker,
-            scheduler=scheduler,
-            overview_resampling=overview_resampling,
-            worker_timeout=worker_timeout,
+        summary = _run_export(
+            dict(
+                source=source if "://" in source else str(Path(source).expanduser()),
+                out=out,
+                bidx=bidx,
+                expression=expression,
+                assets=assets or [],
+                algorithm=algorithm,
+                params=loaded,
+                bbox=bbox_value,
+                crs=crs,
+                resolution=resolution,
+                exact_histogram=exact_histogram,
+                window_size=window_size,
+                workers=workers,
+                threads_per_worker=threads_per_worker,
+                scheduler=scheduler,
+                overview_resampling=overview_resampling,
+                worker_timeout=worker_timeout,
+            ),
+            starter,
         )
-    except ValidationError as e:
-        msgs = "; ".join(
-            f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors()
-        )
-        typer.echo(f"Error: {msgs}", err=True)
-        raise typer.Exit(2) from e
-    started = time.perf_counter()
-    try:
-        with _Progress() as progress:
-            summary = export(request, progress=progress)
-    except OtsuError as e:
-        typer.echo(f"Error: {e} (after {time.perf_counter() - started:.1f} s; nothing written at {out})", err=True)
-        raise typer.Exit(2) from e
-    except Exception as e:  # noqa: BLE001 - GDAL/Dask failures: say what failed, not a traceback
-        typer.echo(f"Error: export failed ({type(e).__name__}: {e}); nothing written at {out}", err=True)
-        raise typer.Exit(1) from e
+    finally:
+        if starter is not None:
+            starter.close()
     if as_json:
         typer.echo(summary.model_dump_json(by_alias=True))
     else:

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
         "`sources` and the demo cache directory; remote URLs only when listed here.",
     )
     stac_api_url: str | None = Field(None, description="Default STAC API for /stacapi.")
-    stac_api_allow_user_url: bool = Field(False, description="Whether /stacapi requests may name another API with api=.")
+    stac_api_allow_user_url: bool = Field(
+        False, description="Whether /stacapi requests may name another API with api=."
+    )
     stac_timeout: float = Field(10.0, gt=0, le=300, description="Seconds to wait for a STAC API or remote item.")
     stac_search_cache_size: int = Field(1024, ge=0, description="STAC API searches kept in memory.")
     stac_search_cache_ttl: float = Field(300.0, ge=0, description="Seconds a STAC API search result is kept.")
