@@ -82,12 +82,8 @@ def run(repeat: int = 20) -> dict:
         # scikit-image's multi-Otsu brute force on thousands of uint16 levels takes
         # about a second: a few repeats suffice for it.
         sk_repeat = max(3, repeat // 5) if values.dtype == np.uint16 else repeat
-        multi = _paired_medians(
-            partial(threshold_multiotsu, values), partial(sk_multiotsu, values), repeat, sk_repeat
-        )
-        binary = _paired_medians(
-            partial(threshold_otsu, values), partial(sk_otsu, values), repeat, repeat
-        )
+        multi = _paired_medians(partial(threshold_multiotsu, values), partial(sk_multiotsu, values), repeat, sk_repeat)
+        binary = _paired_medians(partial(threshold_otsu, values), partial(sk_otsu, values), repeat, repeat)
         row: dict[str, Any] = {
             "pixels": int(values.size),
             "distinct_values": int(np.unique(values).size),
@@ -128,10 +124,7 @@ def _markdown(results: dict) -> str:
     for name, r in results.items():
         ours = ", ".join(f"{t:g}" for t in r["ours_thresholds"])
         ref = ", ".join(f"{t:g}" for t in r["skimage_thresholds"])
-        lines.append(
-            f"* {name}: multi-Otsu [{ours}] vs [{ref}]; Otsu {r['ours_otsu']:g} vs "
-            f"{r['skimage_otsu']:g}"
-        )
+        lines.append(f"* {name}: multi-Otsu [{ours}] vs [{ref}]; Otsu {r['ours_otsu']:g} vs {r['skimage_otsu']:g}")
     return "\n".join(lines)
 
 

@@ -106,9 +106,7 @@ def test_naip_nir_otsu_splits_water_near_92(naip_b4):
 def test_valid_argument_equals_skimage_on_the_valid_subset(naip_b4):
     valid = naip_b4 > 60
     assert threshold_otsu(naip_b4, valid) == float(sk_otsu(naip_b4[valid]))
-    assert threshold_multiotsu(naip_b4, valid, classes=4) == _as_floats(
-        sk_multiotsu(naip_b4[valid], classes=4)
-    )
+    assert threshold_multiotsu(naip_b4, valid, classes=4) == _as_floats(sk_multiotsu(naip_b4[valid], classes=4))
 
 
 @pytest.mark.parametrize("band", [0, 1, 2])
@@ -382,9 +380,9 @@ def test_bool_values_are_zeros_and_ones():
 
 def test_int16_with_negative_values_equals_skimage():
     rng = np.random.default_rng(5)
-    values = np.concatenate(
-        [rng.normal(-60, 15, 3000), rng.normal(40, 20, 5000), rng.normal(100, 5, 1000)]
-    ).astype(np.int16)
+    values = np.concatenate([rng.normal(-60, 15, 3000), rng.normal(40, 20, 5000), rng.normal(100, 5, 1000)]).astype(
+        np.int16
+    )
     assert valid_histogram(values).integer_bins
     _assert_equals_skimage(values, classes_to_check=(2, 3, 4))
 
@@ -404,9 +402,7 @@ def test_random_tiles_equal_skimage(naip_b4, b08):
         r, c = rng.integers(0, 600, size=2)
         tile = (naip_b4[r : r + 64, c : c + 64] // rng.integers(1, 6)).astype(np.uint8)
         classes = int(rng.integers(2, 5))
-        assert threshold_multiotsu(tile, classes=classes) == _as_floats(
-            sk_multiotsu(tile, classes=classes)
-        )
+        assert threshold_multiotsu(tile, classes=classes) == _as_floats(sk_multiotsu(tile, classes=classes))
         window = band[r : r + 96, c : c + 96][valid[r : r + 96, c : c + 96]].astype(float)
         if np.unique(window).size > 8:
             assert threshold_multiotsu(window, classes=classes, nbins=64) == _as_floats(
@@ -442,10 +438,7 @@ def test_textbook_dynamic_programme_finds_the_brute_force_optimum():
             continue
         ours = threshold_multiotsu_from_histogram(hist, classes, skimage_compat=False)
         ends = tuple(int(t) + 1 for t in ours)
-        best = max(
-            _between_class_objective(counts, e)
-            for e in itertools.combinations(range(1, n), classes - 1)
-        )
+        best = max(_between_class_objective(counts, e) for e in itertools.combinations(range(1, n), classes - 1))
         assert _between_class_objective(counts, ends) == pytest.approx(best, rel=1e-12)
         assert ours == sorted(ours)
 
@@ -533,9 +526,7 @@ def test_classify_with_nan_thresholds_puts_everything_in_class_0():
     assert (classify(values, [math.nan], invert=True) == 1).all()
 
 
-@pytest.mark.parametrize(
-    "thresholds", [[92.0], [65.5, 151.0], [0.0, 39.0, 110.0, 255.0], [-3.0, 300.0]]
-)
+@pytest.mark.parametrize("thresholds", [[92.0], [65.5, 151.0], [0.0, 39.0, 110.0, 255.0], [-3.0, 300.0]])
 def test_classify_uint8_lookup_table_equals_generic_path(naip_b4, thresholds):
     for invert in (False, True):
         lut = classify(naip_b4, thresholds, invert=invert)

@@ -1,27 +1,62 @@
 """FastAPI dependencies: source paths, algorithm parsing and the algorithm-driven halo."""
 
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Query
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from titiler.core.algorithm import Algorithms
 from titiler.core.algorithm.base import BaseAlgorithm
 from titiler.core.dependencies import DefaultDependency
 
 from titiler_otsu.errors import BadRequestError
 from titiler_otsu.settings import Settings
-from titiler_otsu.sources import SourcePolicy
+from titiler_otsu.sources import REMOTE_SCHEMES, SourcePolicy
 
 
-def path_dependency(policy: SourcePolicy) -> Callable[..., str]:
+def on_event_loop(dependency: Callable[..., Any]) -> Callable[..., Any]:
+    """The same dependency, declared `async` so that FastAPI calls it on the event loop.
+
+    FastAPI runs every sync dependency in the thread pool, a hand-over of ~0.25 ms each,
+    and a tile request has ten of them. Pure parameter parsing (TiTiler's parameter
+    classes, ours) never blocks, so it runs inline instead. Never wrap a dependency that
+    does I/O (opening a dataset, fetching a STAC item, resolving a host name).
+
+    Args:
+        dependency: a sync function or `DefaultDependency` class.
+
+    Returns:
+        An async function with the same parameters (and so the same OpenAPI schema).
+
+    """
+    if inspect.iscoroutinefunction(dependency):
+        return dependency
+
+    async def dependency_on_event_loop(**kwargs: Any) -> Any:
+        return dependency(**kwargs)
+
+    dependency_on_event_loop.__signature__ = inspect.signature(dependency, eval_str=True)  # type: ignore[attr-defined]
+    dependency_on_event_loop.__name__ = getattr(dependency, "__name__", "dependency")
+    dependency_on_event_loop.__qualname__ = getattr(dependency, "__qualname__", "dependency")
+    dependency_on_event_loop.__doc__ = dependency.__doc__
+    return dependency_on_event_loop
+
+
+def path_dependency(policy: SourcePolicy) -> Callable[..., Awaitable[str]]:
     """`url=` query parameter, checked against the source allow-list."""
 
-    def source_path(
+    async def source_path(
         url: Annotated[str, Query(description="Path or URL of a COG/GeoTIFF.")],
     ) -> str:
+        # local paths: string checks and a realpath, inline; URLs resolve host names and may
+        # probe the server (network): in the thread pool
+        if urlsplit(url.strip()).scheme.lower() in REMOTE_SCHEMES:
+            return await run_in_threadpool(policy.resolve, url)
         return policy.resolve(url)
 
     return source_path
@@ -38,11 +73,11 @@ def _format_validation_error(name: str, err: ValidationError) -> str:
     return f"Invalid algorithm_params for '{name}': " + "; ".join(parts)
 
 
-def algorithm_dependency(registry: Algorithms, settings: Settings) -> Callable[..., BaseAlgorithm | None]:
+def algorithm_dependency(registry: Algorithms, settings: Settings) -> Callable[..., Awaitable[BaseAlgorithm | None]]:
     """Parse `algorithm` and `algorithm_params` into an algorithm instance (400 on errors)."""
     names = tuple(registry.list())
 
-    def algorithm(
+    async def algorithm(
         algorithm: Annotated[
             Literal[names] | None,  # type: ignore[valid-type]
             Query(description="Algorithm name (see /algorithms)."),

@@ -9,6 +9,7 @@ from attrs import define, field
 from fastapi import Depends, Path, Query, Request
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import BaseReader
+from starlette.concurrency import run_in_threadpool
 from titiler.core.algorithm import Algorithms
 from titiler.core.algorithm.base import BaseAlgorithm
 from titiler.core.dependencies import DefaultDependency, PartFeatureParams
@@ -21,7 +22,7 @@ from titiler.extensions.wmts import DEFAULT_TEMPLATES as WMTS_TEMPLATES
 from titiler_otsu.algorithms import LocalOtsu, SegmentationAlgorithm, halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import Otsu
 from titiler_otsu.areas import AreasExtension
-from titiler_otsu.dependencies import HaloParams, algorithm_dependency
+from titiler_otsu.dependencies import HaloParams, algorithm_dependency, on_event_loop
 from titiler_otsu.errors import BadRequestError, OtsuError
 from titiler_otsu.histograms import DatasetHistograms
 from titiler_otsu.limits import BoundedPartParams
@@ -30,13 +31,34 @@ from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
 from titiler_otsu.thresholds import Histogram, valid_histogram
+from titiler_otsu.tms import SharedTileMatrixSets, shared_tms
 from titiler_otsu.vectors import VectorsExtension
 
 OTSU_ALGORITHM_STATE = "otsu_algorithm"
 
+#: Factory attributes holding pure parameter parsing (TiTiler's parameter classes): run on
+#: the event loop (`on_event_loop`). Not the path dependency: STAC ones fetch items.
+_PURE_DEPENDENCIES = (
+    "reader_dependency",
+    "layer_dependency",
+    "dataset_dependency",
+    "render_dependency",
+    "colormap_dependency",
+    "environment_dependency",
+    "stats_dependency",
+    "histogram_dependency",
+    "img_preview_dependency",
+    "img_part_dependency",
+)
+
 
 def _finite_or_none(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
+
+
+def _histogram_options(layer_params: DefaultDependency, dataset_params: DefaultDependency) -> dict[str, Any]:
+    """The band/expression and dataset options a dataset histogram depends on (its cache key)."""
+    return {**layer_params.as_dict(), **dataset_params.as_dict()}
 
 
 def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
@@ -74,10 +96,15 @@ class OtsuAnalyticsMixin(_FactoryBase):
         if self.histograms is None:
             s = self.settings
             self.histograms = DatasetHistograms(s.histogram_cache_size, s.histogram_cache_ttl, s.histogram_max_size)
-        self.process_dependency = self._bound_algorithm_dependency()
-        self.tile_dependency = self._halo_dependency()
         if self.img_part_dependency is PartFeatureParams:  # bbox/feature: max_size 1024 unless sized
             self.img_part_dependency = BoundedPartParams
+        if not isinstance(self.supported_tms, SharedTileMatrixSets):
+            self.supported_tms = shared_tms(self.supported_tms)
+        for name in _PURE_DEPENDENCIES:
+            if hasattr(self, name):
+                setattr(self, name, on_event_loop(getattr(self, name)))
+        self.process_dependency = self._bound_algorithm_dependency()
+        self.tile_dependency = self._halo_dependency()
         super().__attrs_post_init__()
 
     # ------------------------------------------------------------------ dependencies
@@ -86,7 +113,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
         parse = algorithm_dependency(self.algorithm_registry, self.settings)
         factory = self
 
-        def post_process(
+        async def post_process(
             request: Request,
             algorithm: Annotated[BaseAlgorithm | None, Depends(parse)],
             src_path: Annotated[str, Depends(self.path_dependency)],
@@ -97,11 +124,12 @@ class OtsuAnalyticsMixin(_FactoryBase):
             if isinstance(algorithm, SegmentationAlgorithm):
                 setattr(request.state, OTSU_ALGORITHM_STATE, algorithm)
                 if algorithm.needs_dataset_histogram:
-                    algorithm.bind_dataset_histogram(
-                        factory.dataset_histogram(
-                            src_path, reader_params, layer_params, dataset_params, algorithm.nbins
-                        )
-                    )
+                    args = (src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
+                    # cached (the usual case while panning): inline; else an overview read, in a thread
+                    hist = factory.cached_dataset_histogram(*args)
+                    if hist is None:
+                        hist = await run_in_threadpool(factory.dataset_histogram, *args)
+                    algorithm.bind_dataset_histogram(hist)
             return algorithm
 
         return post_process
@@ -110,7 +138,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
         """Tile options: the halo the algorithm declares (bounded by settings)."""
         settings = self.settings
 
-        def tile_params(
+        async def tile_params(
             request: Request,
             algorithm: Annotated[BaseAlgorithm | None, Depends(self.process_dependency)],
         ) -> HaloParams:
@@ -128,6 +156,11 @@ class OtsuAnalyticsMixin(_FactoryBase):
 
         return tile_params
 
+    def cached_dataset_histogram(self, src_path: str, *args: Any) -> Histogram | None:
+        """The cached histogram of `dataset_histogram` (same arguments), or None: no I/O beyond a `stat`."""
+        _reader_params, layer_params, dataset_params, nbins = args
+        return self._histograms().cached(src_path, _histogram_options(layer_params, dataset_params), nbins)
+
     def dataset_histogram(
         self,
         src_path: str,
@@ -137,9 +170,14 @@ class OtsuAnalyticsMixin(_FactoryBase):
         nbins: int,
     ) -> Histogram:
         """Histogram of the whole source for this band/expression (cached)."""
-        options = {**layer_params.as_dict(), **dataset_params.as_dict()}
-        assert self.histograms is not None
-        return self.histograms.get(lambda: self.reader(src_path, **reader_params.as_dict()), src_path, options, nbins)
+        options = _histogram_options(layer_params, dataset_params)
+        return self._histograms().get(
+            lambda: self.reader(src_path, **reader_params.as_dict()), src_path, options, nbins
+        )
+
+    def _histograms(self) -> DatasetHistograms:
+        assert self.histograms is not None, "the factory's histogram cache is set in __attrs_post_init__"
+        return self.histograms
 
     # ------------------------------------------------------------------ routes
     def register_routes(self) -> None:

@@ -47,6 +47,18 @@ class DatasetHistograms:
         self._lock = threading.Lock()
         self.reads = 0
 
+    def _key(self, src_path: str, read_options: dict[str, Any], nbins: int) -> str:
+        return json.dumps(
+            [src_path, _source_version(src_path), read_options, nbins, self.max_size],
+            sort_keys=True,
+            default=str,
+        )
+
+    def cached(self, src_path: str, read_options: dict[str, Any], nbins: int) -> Histogram | None:
+        """The cached histogram for these arguments of `get`, or None (never reads)."""
+        with self._lock:
+            return self._cache.get(self._key(src_path, read_options, nbins))
+
     def get(
         self,
         open_reader: Callable[[], BaseReader],
@@ -67,11 +79,7 @@ class DatasetHistograms:
             Histogram: of the valid pixels.
 
         """
-        key = json.dumps(
-            [src_path, _source_version(src_path), read_options, nbins, self.max_size],
-            sort_keys=True,
-            default=str,
-        )
+        key = self._key(src_path, read_options, nbins)
         with self._lock:
             hist = self._cache.get(key)
         if hist is not None:

@@ -254,8 +254,7 @@ class GridExactReader(BoundedPartMixin, Reader):
         for idx in indexes:
             if not 1 <= idx <= self.ds.count:
                 raise BadRequestError(
-                    f"Band {idx} does not exist: this source has {self.ds.count} band(s) "
-                    f"(bidx 1..{self.ds.count})."
+                    f"Band {idx} does not exist: this source has {self.ds.count} band(s) (bidx 1..{self.ds.count})."
                 )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

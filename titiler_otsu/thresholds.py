@@ -100,9 +100,7 @@ class Histogram:
         if counts.ndim != 1:
             raise ValueError(f"counts must be 1-D, got shape {counts.shape}")
         if edges.shape != (counts.size + 1,):
-            raise ValueError(
-                f"edges must have shape (nbins + 1,) = ({counts.size + 1},), got {edges.shape}"
-            )
+            raise ValueError(f"edges must have shape (nbins + 1,) = ({counts.size + 1},), got {edges.shape}")
         if counts.size and counts.min() < 0:
             raise ValueError("counts must be non-negative")
         counts.setflags(write=False)
@@ -554,9 +552,7 @@ def _suffix_best(scores: _ClassScores, thresh_count: int) -> list[np.ndarray]:
         if full is not None:
             best.append((full + prev).max(axis=1))
         else:
-            best.append(
-                np.concatenate([(block + prev).max(axis=1) for block in scores.row_blocks()])
-            )
+            best.append(np.concatenate([(block + prev).max(axis=1) for block in scores.row_blocks()]))
     return best
 
 
@@ -830,9 +826,7 @@ def threshold_multiotsu(
 # --------------------------------------------------------------------------------------
 
 
-def classify(
-    values: Any, thresholds: Sequence[float] | np.ndarray | float, invert: bool = False
-) -> np.ndarray:
+def classify(values: Any, thresholds: Sequence[float] | np.ndarray | float, invert: bool = False) -> np.ndarray:
     """Return the class index of every pixel.
 
     Parameters
