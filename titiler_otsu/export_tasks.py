@@ -23,9 +23,20 @@ from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
 from titiler_otsu.export_grid import OutputGrid, Window
 from titiler_otsu.export_source import ExportSource
 from titiler_otsu.export_writer import NODATA
+from titiler_otsu.heap import keep_large_blocks_in_heap
 from titiler_otsu.thresholds import Histogram, valid_histogram
 
 _REGISTRY: Any = None
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask preload hook, run once in every worker that preloads this module.
+
+    Keeps window-sized blocks in the worker's heap between tasks (`titiler_otsu.heap`).
+    Local clusters preload this module; start remote workers with
+    `dask worker ... --preload titiler_otsu.export_tasks`.
+    """
+    keep_large_blocks_in_heap()
 
 
 @dataclass(frozen=True)
