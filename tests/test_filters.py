@@ -33,7 +33,7 @@ def _normalised_convolution(values: np.ndarray, valid: np.ndarray, sigma: float)
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 3.7])
-@pytest.mark.parametrize("shape", [(64, 64), (268, 268), (97, 300)])
+@pytest.mark.parametrize("shape", [(64, 64), (268, 268), (97, 300), (5, 300), (300, 9), (1, 1), (17, 17)])
 def test_all_valid_fast_path_is_bitwise_the_normalised_convolution(b08, shape, sigma):
     values = np.ascontiguousarray(b08[: shape[0], : shape[1]])
     valid = np.ones(shape, bool)
@@ -76,3 +76,60 @@ def test_sigma_zero_returns_the_values_as_float32_with_nodata_zeroed():
     got = masked_gaussian(values, valid, 0)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, np.where(valid, values, 0))
+
+
+def _nodata_layouts(shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    h, w = shape
+    rng = np.random.default_rng(7)
+    layouts = {
+        "west border": np.s_[:, : w // 20],
+        "east border": np.s_[:, w - 3 :],
+        "north-east corner": np.s_[: h // 7, w - w // 5 :],
+        "south border": np.s_[h - 1 :, :],
+        "blob inside": np.s_[h // 3 : h // 3 + 9, w // 2 : w // 2 + 5],
+        "half the image (whole-image path)": np.s_[:, : w // 2 + 3],
+    }
+    masks = {}
+    for name, region in layouts.items():
+        valid = np.ones(shape, bool)
+        valid[region] = False
+        masks[name] = valid
+    specks = np.ones(shape, bool)
+    specks[rng.integers(0, h, 6), rng.integers(0, w, 6)] = False
+    masks["scattered specks"] = specks
+    single = np.ones(shape, bool)
+    single[0, 0] = False
+    masks["one corner pixel"] = single
+    return masks
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 3.7])
+@pytest.mark.parametrize("shape", [(268, 268), (97, 300)])
+def test_weights_recomputed_near_nodata_only_are_bitwise_the_normalised_convolution(b08, shape, sigma):
+    values = np.ascontiguousarray(b08[: shape[0], : shape[1]])
+    for name, valid in _nodata_layouts(shape).items():
+        got = masked_gaussian(values, valid, sigma)
+        want = _normalised_convolution(values, valid, sigma)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_a_nodata_border_recomputes_only_the_weights_beside_it(monkeypatch):
+    # A 2056-px export window with a 40-px nodata border on the west.
+    import titiler_otsu.filters as filters
+
+    smoothed_shapes = []
+    whole_image_pass = filters._smooth_weights
+
+    def recording(valid, sigma):
+        smoothed_shapes.append(valid.shape)
+        return whole_image_pass(valid, sigma)
+
+    monkeypatch.setattr(filters, "_smooth_weights", recording)
+    values = np.random.default_rng(3).integers(1, 4000, (2056, 2056)).astype(np.uint16)
+    valid = np.ones(values.shape, bool)
+    valid[:, :40] = False
+    got = masked_gaussian(values, valid, 1.0)
+    assert values.shape not in smoothed_shapes  # no Gaussian pass over the whole window's weights
+    # the border, the weights it changes (1 support) and their inputs (1 more); the west edge clips
+    assert (2056, 40 + 2 * gaussian_support(1.0)) in smoothed_shapes
+    np.testing.assert_array_equal(got, _normalised_convolution(values, valid, 1.0))

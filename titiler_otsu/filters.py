@@ -66,7 +66,7 @@ def masked_gaussian(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.n
     # Without nodata the weights are all ones: their smoothing depends on the shape only and
     # is reused (the same computation on the same input, so the same bits), which halves the
     # work on the usual tile or export window.
-    den = _smoothed_ones(valid.shape, float(sigma)) if all_valid else _smooth_weights(valid, sigma)
+    den = _smoothed_ones(valid.shape, float(sigma)) if all_valid else _smooth_weights_near_nodata(valid, sigma)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
     out[den <= 1e-6] = np.nan
@@ -81,11 +81,62 @@ def _smooth_weights(valid: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(valid.astype(np.float32), **_gaussian_kwargs(sigma))
 
 
+#: Above this fraction of the image, the weights near nodata are smoothed over the whole image.
+LOCAL_WEIGHTS_MAX_FRACTION = 0.5
+
+
+def _smooth_weights_near_nodata(valid: np.ndarray, sigma: float) -> np.ndarray:
+    """`_smooth_weights(valid)`, recomputed only around the invalid pixels (same bits).
+
+    A weight differs from the all-valid one only within `support` pixels of an invalid pixel,
+    and depends only on `valid` within `support` pixels: the box around the invalid pixels,
+    grown by `support`, is smoothed from a slice grown by `2 * support` (the same sums over
+    the same inputs as on the whole image; slices at the image's edges see the same
+    constant padding), the rest is the cached all-valid smoothing. A nodata border or corner
+    of a window costs a fraction of a second Gaussian pass instead of a whole one.
+    """
+    s = gaussian_support(sigma)
+    rows = np.flatnonzero(~valid.all(axis=1))
+    cols = np.flatnonzero(~valid.all(axis=0))
+    height, width = valid.shape
+    r0, r1 = max(int(rows[0]) - s, 0), min(int(rows[-1]) + 1 + s, height)
+    c0, c1 = max(int(cols[0]) - s, 0), min(int(cols[-1]) + 1 + s, width)
+    if (r1 - r0) * (c1 - c0) > LOCAL_WEIGHTS_MAX_FRACTION * valid.size:
+        return _smooth_weights(valid, sigma)
+    sr0, sr1 = max(r0 - s, 0), min(r1 + s, height)
+    sc0, sc1 = max(c0 - s, 0), min(c1 + s, width)
+    part = _smooth_weights(valid[sr0:sr1, sc0:sc1], sigma)
+    den = _smoothed_ones(valid.shape, float(sigma)).copy()
+    den[r0:r1, c0:c1] = part[r0 - sr0 : r1 - sr0, c0 - sc0 : c1 - sc0]
+    return den
+
+
 @lru_cache(maxsize=4)
 def _smoothed_ones(shape: tuple[int, ...], sigma: float) -> np.ndarray:
-    den = _smooth_weights(np.ones(shape, bool), sigma)
-    den.flags.writeable = False
-    return den
+    """`_smooth_weights` of an all-valid image of this shape (cached, read-only).
+
+    A smoothed weight depends only on the valid pixels within `support` of it, i.e. on its
+    distance to the image's edges up to `support`: every weight of a large image is one of
+    the weights of a `(2 support + 1)²` image of ones, computed by the same filter (so with
+    the same bits). Gathering them costs a copy instead of a Gaussian pass; export windows
+    come in up to nine shapes (edges, corners), more than this cache holds.
+    """
+    s = gaussian_support(sigma)
+    small_shape = tuple(min(n, 2 * s + 1) for n in shape)
+    small = _smooth_weights(np.ones(small_shape, bool), sigma)
+    if small_shape != tuple(shape):
+        rows, cols = (_edge_distance_index(n, s) for n in shape)
+        small = small[:, cols][rows]  # distinct rows first (small), then whole rows (copies)
+    small.flags.writeable = False
+    return small
+
+
+def _edge_distance_index(n: int, s: int) -> np.ndarray:
+    """Row (or column) of the `2 s + 1` ones image with the same distances to both edges."""
+    if n <= 2 * s + 1:
+        return np.arange(n)
+    i = np.arange(n)
+    return np.where(i < s, i, np.where(i >= n - s, i - (n - 2 * s - 1), s))
 
 
 def clean_classes(classes: np.ndarray, valid: np.ndarray, opening: int, closing: int) -> np.ndarray:
