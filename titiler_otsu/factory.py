@@ -124,11 +124,14 @@ class OtsuAnalyticsMixin(_FactoryBase):
             if isinstance(algorithm, SegmentationAlgorithm):
                 setattr(request.state, OTSU_ALGORITHM_STATE, algorithm)
                 if algorithm.needs_dataset_histogram:
-                    args = (src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
+                    nbins = algorithm.nbins
                     # cached (the usual case while panning): inline; else an overview read, in a thread
-                    hist = factory.cached_dataset_histogram(*args)
+                    options = _histogram_options(layer_params, dataset_params)
+                    hist = factory._histograms().cached(src_path, options, nbins)
                     if hist is None:
-                        hist = await run_in_threadpool(factory.dataset_histogram, *args)
+                        hist = await run_in_threadpool(
+                            factory.dataset_histogram, src_path, reader_params, layer_params, dataset_params, nbins
+                        )
                     algorithm.bind_dataset_histogram(hist)
             return algorithm
 
@@ -155,11 +158,6 @@ class OtsuAnalyticsMixin(_FactoryBase):
             return HaloParams(buffer=halo or None)
 
         return tile_params
-
-    def cached_dataset_histogram(self, src_path: str, *args: Any) -> Histogram | None:
-        """The cached histogram of `dataset_histogram` (same arguments), or None: no I/O beyond a `stat`."""
-        _reader_params, layer_params, dataset_params, nbins = args
-        return self._histograms().cached(src_path, _histogram_options(layer_params, dataset_params), nbins)
 
     def dataset_histogram(
         self,
