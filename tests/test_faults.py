@@ -272,7 +272,12 @@ def test_killed_worker_loses_only_its_in_flight_requests_and_is_replaced(tmp_pat
     assert all(not isinstance(s, int) for _, s in failures), f"a failure was an HTTP error: {failures}"
     assert len(failures) <= len(threads), f"more failures than requests in flight: {failures}"
     assert all(t >= killed_at for t, _ in failures)
-    assert sum(1 for t, s in results if s == 200 and killed_at < t < replaced_at) > 0, "no request served meanwhile"
+    # The survivor keeps answering: a replacement worker imports the app for >= 2 s (measured 2.8 s on
+    # the 2-core machine) before it can accept, so answers within 1 s of its appearance are the survivor's.
+    # (Only until `replaced_at` proved flaky under load: uvicorn may respawn in 0.4 s, shorter than a tile.)
+    survivor_window = replaced_at + 1.0
+    served = sum(1 for t, s in results if s == 200 and killed_at < t < survivor_window)
+    assert served > 0, "no request served by the surviving worker"
     assert sum(1 for t, s in results if s == 200 and t > replaced_at) > 0
 
 
