@@ -75,7 +75,7 @@ class GridExactAssetReader(GridExactReader):
         """Always True: the item-level reader checks the (halo-grown) tile against the item."""
         return True
 
-    def info(self, **band_options: Any) -> Info:  # type: ignore[override]
+    def info(self, **band_options: Any) -> Info:
         """The asset's metadata; band options of `assets=B08|bidx=1` (for reads) do not change it."""
         return super().info()
 
