@@ -37,6 +37,7 @@ from titiler_otsu.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from titiler_otsu.remote_get import confirm_get
 
 #: Schemes GDAL reads remotely (through /vsicurl/, /vsis3/...); each needs a configured prefix.
 REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "az", "azure", "oss", "ftp"})
@@ -400,6 +401,12 @@ class SourcePolicy:
         if prefix is None or prefix.host is None:
             self._check_public(target, "The source redirects to a host that is")
 
+    def _redirect_target(self, url: str) -> str:
+        """A redirect target, canonicalised and checked (`_check_redirect`): the URL to request next."""
+        target = parse_remote(url)
+        self._check_redirect(target)
+        return target.url
+
     def _follow_redirects(self, remote: RemoteURL, shown: str) -> str:
         """Probe with HEAD, checking each redirect; the final URL (what GDAL is given)."""
         current = remote
@@ -419,7 +426,9 @@ class SourcePolicy:
                 raise SourceNotFoundError(f"Remote source not found: {shown} (HTTP {status}).")
             if status >= 400:
                 raise UpstreamError(f"The remote source {shown} answered HTTP {status}.")
-            return current.url
+            return confirm_get(
+                current.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(current.url)
+            )
         raise UpstreamError(f"The remote source {shown} redirects more than {MAX_REDIRECTS} times.")
 
     def _probe(self, url: str, shown: str) -> httpx2.Response:
