@@ -219,6 +219,16 @@ CORPUS: list[Hostile] = [
     Hostile("stacapi-below-min-zoom", 400, f"{STACAPI}/tiles/WebMercatorQuad/2/2/1.png", {"expression": NDWI}, "zoom", "stac"),
     Hostile("stacapi-filter-bad-json", 400, STACAPI_TILE, {"expression": NDWI, "filter": "{not json"}, "filter", "stac"),
     Hostile("stacapi-expr-call", 400, STACAPI_TILE, {"expression": "exec('x')"}, "exec", "stac"),
+    # ------------------------------------------------------------------ issue 13: parse failures, coordinates, /stac
+    Hostile("ipv4-in-brackets", 400, "/cog/info", {"url": "http://[127.0.0.1]/x.tif"}, "URL", "remote"),
+    Hostile("ipv6-unclosed-bracket", 400, "/cog/info", {"url": "http://[::1/x.tif"}, "URL", "remote"),
+    Hostile("port-out-of-range", 400, "/cog/info", {"url": "http://data.example.com:99999/x.tif"}, "port", "remote"),
+    Hostile("long-path-component", 400, COG_TILE, {"url": "{data}/" + "a" * 300 + ".tif"}, "too long"),
+    Hostile("long-path-component-remote", 400, "/cog/info", {"url": "http://data.example.com/" + "a" * 300 + ".tif"}, "too long", "remote"),
+    Hostile("areas-lon-200", 400, "/cog/areas", OTSU_Q, "longitude", body=_body(_feature([[200, 47], [201, 47], [201, 48], [200, 47]]))),
+    Hostile("areas-lat-91", 400, "/cog/areas", OTSU_Q, "latitude", body=_body(_feature([[-99.15, 91], [-99.14, 91], [-99.14, 92], [-99.15, 91]]))),
+    Hostile("statistics-lon-200", 400, "/cog/statistics", NAIP_Q, "longitude", body=_body(_feature([[200, 47], [201, 47], [201, 48], [200, 47]]))),
+    Hostile("stac-info-asset-bidx-out-of-range", 400, "/stac/point/23.75,32", {"url": "{item1}", "assets": "B08|bidx=3"}, "Band 3", "stac"),
     Hostile("stacapi-pixel-selection", 422, STACAPI_TILE, {"expression": NDWI, "pixel_selection": "evil"}, "", "stac"),
     Hostile("stacapi-areas-too-many", 400, f"{STACAPI}/areas", {"expression": NDWI, "algorithm": "otsu", "bbox": "23.6,31.6,24.5,32.4"}, "MAX_AOI_FEATURES", "stac", body=_body({"type": "FeatureCollection", "features": [_feature(LAKE)] * 101})),
 ]
@@ -502,3 +512,33 @@ def test_policy_refuses_allowed_names_resolving_to_internal_addresses_for_host_w
         policy.resolve("https://tiles.example.com/a.tif", probe=False)
     public = SourcePolicy.from_prefixes(["https://"], resolver=lambda host, port: ["93.184.216.34"])
     assert public.resolve("https://tiles.example.com/a.tif", probe=False) == "https://tiles.example.com/a.tif"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", "/stac/info", {"assets": "B08|bidx=1"}),
+        ("GET", "/stac/info", {"assets": "B08|expression=b1*2"}),
+        ("GET", "/stac/statistics", {"assets": "B08|bidx=1"}),
+        ("GET", STAC_TILE, {"assets": "B08", "bidx": 1}),
+        ("POST", "/stac/areas", {"assets": "B08|bidx=1", "algorithm": "otsu"}),
+        ("POST", "/stac/areas", {"expression": NDWI, "algorithm": "multiotsu"}),
+    ],
+)
+def test_stac_band_options_and_areas_on_a_local_item_are_served(
+    stac_client: TestClient, stac_items: StacItems, method: str, path: str, params: dict
+) -> None:
+    query = {"url": str(stac_items.item1), **params}
+    if method == "POST":
+        ring = [[23.70, 31.95], [23.80, 31.95], [23.80, 32.05], [23.70, 32.05], [23.70, 31.95]]
+        response = stac_client.post(path, params=query, json=_feature(ring))
+    else:
+        response = stac_client.get(path, params=query)
+    assert response.status_code == 200, response.text[:300]
+    if path == "/stac/info":
+        info = response.json()
+        assert list(info) == ["B08|" + params["assets"].split("|", 1)[1]] or len(info) == 1
+        assert next(iter(info.values()))["count"] >= 1
+    if path == "/stac/areas":
+        (feature,) = response.json()["features"]
+        assert feature["pixels"] > 0 and sum(c["pixels"] for c in feature["classes"]) == feature["pixels"]

@@ -5,7 +5,6 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import Query
 from pydantic import ValidationError
@@ -16,7 +15,7 @@ from titiler.core.dependencies import DefaultDependency
 
 from titiler_otsu.errors import BadRequestError
 from titiler_otsu.settings import Settings
-from titiler_otsu.sources import REMOTE_SCHEMES, SourcePolicy
+from titiler_otsu.sources import REMOTE_SCHEMES, SourcePolicy, url_scheme
 
 
 def on_event_loop(dependency: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,7 +54,7 @@ def path_dependency(policy: SourcePolicy) -> Callable[..., Awaitable[str]]:
     ) -> str:
         # local paths: string checks and a realpath, inline; URLs resolve host names and may
         # probe the server (network): in the thread pool
-        if urlsplit(url.strip()).scheme.lower() in REMOTE_SCHEMES:
+        if url_scheme(url.strip()) in REMOTE_SCHEMES:
             return await run_in_threadpool(policy.resolve, url)
         return policy.resolve(url)
 

@@ -262,7 +262,17 @@ def _raised_in(exc: BaseException) -> str:
     return str(frames[-1][0].f_globals.get("__name__", "")) if frames else ""
 
 
+#: numpy's message for a histogram whose range overflows (values near +-FLT_MAX, +-inf after an expression).
+_HISTOGRAM_SPAN = re.compile(r"Too many bins for data range|autodetected range of \[.*\] is not finite")
+
+
 def _value_range_handler(request: Request, exc: Exception) -> Response:
+    if _HISTOGRAM_SPAN.search(str(exc)):
+        return _json(
+            status.HTTP_400_BAD_REQUEST,
+            "The values span more than a histogram can bin (values near the data type's limits, such as "
+            "-3.4e38 fill values, or infinities): set nodata to the fill value, or give histogram_range=min,max.",
+        )
     match = _NODATA_RANGE.search(_chain(exc))
     if match is None:
         module = _raised_in(exc)

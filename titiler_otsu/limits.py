@@ -21,7 +21,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -185,8 +185,47 @@ def _reject_constant(value: str) -> float:
     raise BadRequestError(f"{value} is not a valid JSON number: give finite coordinates and values.")
 
 
-def check_json_body(body: bytes, settings: Settings) -> None:
-    """JSON bodies: no NaN/Infinity, at most MAX_AOI_FEATURES features (invalid JSON: left to FastAPI)."""
+def _positions(coordinates: Any, depth: int = 0) -> Iterator[list[Any]]:
+    """The positions ([x, y, ...] lists of numbers) of a GeoJSON `coordinates` member."""
+    if depth > 8 or not isinstance(coordinates, list):
+        return
+    if coordinates and all(isinstance(c, int | float) for c in coordinates):
+        yield coordinates
+        return
+    for item in coordinates:
+        yield from _positions(item, depth + 1)
+
+
+def check_lonlat_coordinates(document: Any, depth: int = 0) -> None:
+    """GeoJSON in lon/lat (RFC 7946): every position within -180..180, -90..90 (else 400)."""
+    if depth > 16:
+        return
+    if isinstance(document, list):
+        for item in document:
+            check_lonlat_coordinates(item, depth + 1)
+    if not isinstance(document, dict):
+        return
+    for key, value in document.items():
+        if key == "coordinates":
+            for position in _positions(value):
+                lon, lat = position[0], position[1] if len(position) > 1 else 0
+                if not -180 <= lon <= 180:
+                    raise BadRequestError(f"GeoJSON longitude {lon} is outside -180..180: give lon/lat coordinates.")
+                if not -90 <= lat <= 90:
+                    raise BadRequestError(f"GeoJSON latitude {lat} is outside -90..90: give lon/lat coordinates.")
+        elif isinstance(value, dict | list):
+            check_lonlat_coordinates(value, depth + 1)
+
+
+def check_json_body(body: bytes, settings: Settings, lonlat: bool = True) -> None:
+    """JSON bodies: no NaN/Infinity, lon/lat in range, at most MAX_AOI_FEATURES features (invalid JSON: FastAPI's).
+
+    Args:
+        body: the request body.
+        settings: limits.
+        lonlat: whether GeoJSON coordinates are lon/lat (no other `coord_crs` given).
+
+    """
     if len(body) > settings.max_request_bytes:
         raise PayloadTooLargeError(
             f"The request body is larger than {settings.max_request_bytes} bytes (setting MAX_REQUEST_BYTES)."
@@ -199,6 +238,8 @@ def check_json_body(body: bytes, settings: Settings) -> None:
         return
     except RecursionError as e:
         raise BadRequestError("The JSON body is nested too deeply.") from e
+    if lonlat:
+        check_lonlat_coordinates(document)
     features = document.get("features") if isinstance(document, dict) else None
     if isinstance(features, list) and len(features) > settings.max_aoi_features:
         raise BadRequestError(
@@ -227,7 +268,8 @@ def request_guard(settings: Settings) -> Callable[[Request], Awaitable[None]]:
         for expression in request.query_params.getlist("expression"):
             check_expression(expression, settings.max_expression_length)
         if request.method in ("POST", "PUT", "PATCH"):
-            check_json_body(await request.body(), settings)
+            coord_crs = (request.query_params.get("coord_crs") or "epsg:4326").strip().lower()
+            check_json_body(await request.body(), settings, lonlat=coord_crs in ("epsg:4326", "wgs84", "crs84"))
 
     return guard
 

@@ -38,6 +38,7 @@ from titiler_otsu.errors import (
 from titiler_otsu.grid import GridWindow, tile_window
 from titiler_otsu.limits import BoundedPartMixin
 from titiler_otsu.sampling import source_coords, source_pixel_size, transformer_for
+from titiler_otsu.source_checks import check_servable
 
 #: An overview is used when its decimation is at most this much coarser than the grid level.
 OVERVIEW_TOLERANCE = 1.0
@@ -59,7 +60,12 @@ class GridExactReader(BoundedPartMixin, Reader):
             if self.dataset is None and self.input:
                 self._handles = self._ctx_stack.enter_context(dataset_cache().lease(self.input))
                 self.dataset = self._handles.dataset
+            if self.dataset is not None:
+                check_servable(self.dataset, os.path.basename((self.input or "").rstrip("/")) or "The source")
             super().__attrs_post_init__()
+        except SourceNotReadableError:
+            self.close()
+            raise
         except RasterioIOError as e:
             self.close()
             if self.input and os.path.isfile(self.input):

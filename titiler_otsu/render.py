@@ -5,6 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import attr
+import numpy as np
+from rasterio.dtypes import dtype_ranges
 from rio_tiler.colormap import parse_color
 from rio_tiler.models import ImageData
 from titiler.core.resources.enums import ImageType
@@ -52,6 +55,33 @@ def _class_lut(n_classes: int) -> dict[int, tuple[int, int, int, int]]:
     return {v: (0, 0, 0, 0) for v in range(256)} | class_colormap(n_classes)
 
 
+#: dtypes an algorithm or expression may return that rio-tiler cannot render, and what they become.
+_RENDERABLE_AS = {"bool": "uint8", "float16": "float32"}
+
+
+def renderable(image: ImageData) -> ImageData:
+    """`image` with a data type rio-tiler renders (its masks and rescaling need a known range).
+
+    Expressions with comparisons (`b4 > 100`) give booleans: they become uint8 0/1, the mask
+    unchanged. This is the one place results are normalised before rendering.
+
+    Raises:
+        BadRequestError: a data type that has no renderable equivalent (e.g. complex).
+
+    """
+    dtype = image.array.dtype.name
+    if dtype in dtype_ranges:
+        return image
+    target = _RENDERABLE_AS.get(dtype)
+    if target is None:
+        raise BadRequestError(
+            f"The result has data type {dtype}, which cannot be rendered: change the expression "
+            "so that it gives real numbers (e.g. abs(...) of complex values)."
+        )
+    array = np.ma.MaskedArray(image.array.data.astype(target), mask=np.ma.getmaskarray(image.array))
+    return attr.evolve(image, array=array)
+
+
 def render_tile(
     image: ImageData,
     output_format: ImageType | None = None,
@@ -65,6 +95,7 @@ def render_tile(
     GeoTIFF/NPY they stay raw uint8 class values plus the validity mask. Other images
     render as in TiTiler.
     """
+    image = renderable(image)
     n_classes = (image.metadata or {}).get("otsu_classes")
     if not n_classes:
         return render_image(image, output_format=output_format, colormap=colormap, **kwargs)

@@ -37,6 +37,7 @@ from titiler_otsu.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from titiler_otsu.remote_get import confirm_get
 
 #: Schemes GDAL reads remotely (through /vsicurl/, /vsis3/...); each needs a configured prefix.
 REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "az", "azure", "oss", "ftp"})
@@ -44,6 +45,8 @@ REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "az", "azure", "oss", "
 HTTP_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 MAX_SOURCE_LENGTH = 2048
+#: Longest file/folder name (or URL path segment): NAME_MAX of common file systems.
+MAX_NAME_LENGTH = 255
 MAX_REDIRECTS = 5
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -54,6 +57,19 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: `(host, port) -> addresses`; default: the system resolver.
 Resolver = Callable[[str, int | None], list[str]]
+
+
+def url_scheme(url: str) -> str:
+    """The lower-case scheme of `url` ('' for a path).
+
+    Raises:
+        BadRequestError: a URL `urllib` cannot split (e.g. `http://[127.0.0.1]/`, `http://[::1/`).
+
+    """
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError as e:
+        raise BadRequestError(f"Invalid URL ({e}): check the host part of {url}.") from e
 
 
 def system_resolver(host: str, port: int | None) -> list[str]:
@@ -149,7 +165,11 @@ def parse_remote(url: str) -> RemoteURL:
         BadRequestError: an invalid port.
 
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - raises ValueError on a malformed netloc ("[127.0.0.1]", "[::1")
+    except ValueError as e:
+        raise BadRequestError(f"Invalid URL ({e}): check the host part of {url}.") from e
     scheme = parts.scheme.lower()
     if "@" in parts.netloc:
         raise SourceNotAllowedError(
@@ -283,12 +303,16 @@ class SourcePolicy:
             raise BadRequestError(f"url is longer than {MAX_SOURCE_LENGTH} characters.")
         if _CONTROL.search(url):
             raise BadRequestError("url contains control characters (e.g. a NUL byte): remove them.")
+        if any(len(part) > MAX_NAME_LENGTH for part in url.split("/")):
+            raise BadRequestError(
+                f"url has a path component (file or folder name) too long: at most {MAX_NAME_LENGTH} characters."
+            )
         if url.lower().startswith("/vsi"):
             raise SourceNotAllowedError(
                 "GDAL virtual file system paths (/vsi...) are not allowed: give a plain path or an "
                 "http(s)/s3 URL below the server's allowed prefixes."
             )
-        scheme = urlsplit(url).scheme.lower()
+        scheme = url_scheme(url)
         if scheme in REMOTE_SCHEMES:
             return self._resolve_remote(url, self.probe_remote if probe is None else probe)
         if scheme and scheme != "file":
@@ -377,6 +401,12 @@ class SourcePolicy:
         if prefix is None or prefix.host is None:
             self._check_public(target, "The source redirects to a host that is")
 
+    def _redirect_target(self, url: str) -> str:
+        """A redirect target, canonicalised and checked (`_check_redirect`): the URL to request next."""
+        target = parse_remote(url)
+        self._check_redirect(target)
+        return target.url
+
     def _follow_redirects(self, remote: RemoteURL, shown: str) -> str:
         """Probe with HEAD, checking each redirect; the final URL (what GDAL is given)."""
         current = remote
@@ -396,7 +426,9 @@ class SourcePolicy:
                 raise SourceNotFoundError(f"Remote source not found: {shown} (HTTP {status}).")
             if status >= 400:
                 raise UpstreamError(f"The remote source {shown} answered HTTP {status}.")
-            return current.url
+            return confirm_get(
+                current.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(current.url)
+            )
         raise UpstreamError(f"The remote source {shown} redirects more than {MAX_REDIRECTS} times.")
 
     def _probe(self, url: str, shown: str) -> httpx2.Response:

@@ -27,7 +27,7 @@ from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import InvalidAssetName, MissingAssets, TileOutsideBounds
 from rio_tiler.expression import parse_expression
 from rio_tiler.io import BaseReader, MultiBaseReader, STACReader
-from rio_tiler.models import ImageData
+from rio_tiler.models import ImageData, Info
 from rio_tiler.types import AssetInfo
 from titiler.core.algorithm import Algorithms
 from titiler.core.dependencies import AssetsParams, DefaultDependency, ExpressionParams, _parse_asset
@@ -74,6 +74,10 @@ class GridExactAssetReader(GridExactReader):
     def tile_exists(self, tile_x: int, tile_y: int, tile_z: int) -> bool:
         """Always True: the item-level reader checks the (halo-grown) tile against the item."""
         return True
+
+    def info(self, **band_options: Any) -> Info:
+        """The asset's metadata; band options of `assets=B08|bidx=1` (for reads) do not change it."""
+        return super().info()
 
     def preview(  # type: ignore[override]
         self,

@@ -344,6 +344,9 @@ def _float_histogram(v: np.ndarray, nbins: int, lo: Any, hi: Any) -> Histogram:
         if not math.isfinite(hi - lo):  # beyond float64: bin the halves (exact)
             counts, edges = np.histogram(v * 0.5, bins=nbins, range=(lo * 0.5, hi * 0.5))
             return Histogram(counts, edges * 2.0, False)
+    edges = np.linspace(lo, hi, nbins + 1)
+    if not (edges[1:] > edges[:-1]).all():  # a range a few ulps wide (smoothed uniform data): one bin
+        return Histogram(np.array([v.size]), np.array([float(lo), float(hi)]), False)
     counts, edges = np.histogram(v, bins=nbins, range=(lo, hi))
     return Histogram(counts, edges, False)
 

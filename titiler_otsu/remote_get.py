@@ -1,0 +1,81 @@
+"""The GET half of the redirect probe: what GDAL will be sent must answer GET without a surprise.
+
+`SourcePolicy` probes an http(s) source with `HEAD` and checks each redirect. GDAL then reads
+with `GET` requests and libcurl follows redirects (GDAL 3.10 has no option to stop it). A
+server that answers `HEAD` with the file but `GET` with a redirect to an internal address
+would steer GDAL there. So, before GDAL is given a URL, `confirm_get` sends the request GDAL
+sends first (`GET` with a `Range`), without following redirects: a redirect is checked like
+the `HEAD` ones (allowed prefix or public host, else 403, and the target is never contacted)
+and GDAL is given the URL that answers `GET` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urljoin
+
+import httpx2
+
+from titiler_otsu.errors import (
+    BadRequestError,
+    SourceNotAllowedError,
+    SourceNotFoundError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+
+#: The first read GDAL makes of a COG: its header (GDAL asks for 16 KiB; one byte suffices here).
+PROBE_RANGE = "bytes=0-0"
+
+
+def confirm_get(
+    url: str,
+    shown: str,
+    check_target: Callable[[str], str],
+    *,
+    timeout: float,
+    proxy: str | None = None,
+    max_redirects: int = 5,
+) -> str:
+    """The URL that answers a ranged `GET` directly, each redirect hop checked before it is contacted.
+
+    Args:
+        url: the URL the `HEAD` probe ended at.
+        shown: the URL as the user gave it (for messages).
+        check_target: canonicalises and checks a redirect target (raises 403 if not allowed),
+            returning the URL to request next.
+        timeout: seconds per request.
+        proxy: proxy for `url` (from the environment), if any.
+        max_redirects: most redirects followed.
+
+    Raises:
+        SourceNotAllowedError: a `GET` redirect to a target the policy refuses.
+        SourceNotFoundError / UpstreamError / UpstreamTimeoutError: the `GET` fails.
+
+    """
+    current = url
+    try:
+        with httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False, proxy=proxy) as client:
+            for _ in range(max_redirects + 1):
+                with client.stream("GET", current, headers={"Range": PROBE_RANGE}) as response:
+                    status, location = response.status_code, response.headers.get("location", "")
+                    redirect = response.is_redirect
+                if redirect:
+                    try:
+                        current = check_target(urljoin(current, location))
+                    except (SourceNotAllowedError, BadRequestError) as e:
+                        raise SourceNotAllowedError(
+                            f"The source {shown} answers GET with a redirect that is not allowed ({e}); "
+                            "GDAL would follow it, so the source is refused."
+                        ) from e
+                    continue
+                if status in (404, 410):
+                    raise SourceNotFoundError(f"Remote source not found: {shown} (HTTP {status} to GET).")
+                if status >= 400:
+                    raise UpstreamError(f"The remote source {shown} answered HTTP {status} to GET.")
+                return current
+    except httpx2.TimeoutException as e:
+        raise UpstreamTimeoutError(f"The remote source {shown} did not answer within {timeout:g} s.") from e
+    except httpx2.HTTPError as e:
+        raise UpstreamError(f"Could not reach the remote source {shown} ({e.__class__.__name__}).") from e
+    raise UpstreamError(f"The remote source {shown} redirects GET more than {max_redirects} times.")
