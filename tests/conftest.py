@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ from fastapi.testclient import TestClient
 
 from titiler_otsu import create_app
 from titiler_otsu.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.remote import ObjectServer
 
 #: STAC items, a real STAC API (rustac) and broken APIs for the STAC tests.
 pytest_plugins = ["tests.stac_fixtures"]
@@ -78,3 +82,21 @@ def load_npy(content: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Split TiTiler's .npy tile (bands + mask band) into (data, valid)."""
     arr = np.load(io.BytesIO(content))
     return arr[:-1], arr[-1] > 0
+
+
+# ---------------------------------------------------------------------- remote sources (nginx, issue 14)
+@pytest.fixture(scope="session")
+def object_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectServer]:
+    """Debian's nginx on a free loopback port serving a temporary directory (see tests/remote.py)."""
+    from tests.remote import ObjectServer
+
+    with ObjectServer(tmp_path_factory.mktemp("objects")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def remote_scene(object_server: ObjectServer) -> Path:
+    """A 3,072² uint16 COG (256-px blocks, 4 overviews; lakes, river, fields, nodata wedge) nginx serves."""
+    from tests.scene import write_scene
+
+    return write_scene(object_server.root / "scene_3072.tif", 3072, 256)

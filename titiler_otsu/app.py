@@ -36,14 +36,18 @@ from titiler_otsu.viewer import mount_viewer
 def source_policy(settings: Settings) -> SourcePolicy:
     """Allow-list from settings: explicit prefixes, else the sources themselves and the demo folder."""
     if settings.allowed_sources is not None:
-        return SourcePolicy.from_prefixes(settings.allowed_sources, timeout=settings.remote_timeout)
+        return SourcePolicy.from_prefixes(
+            settings.allowed_sources, timeout=settings.remote_timeout, probe_ttl=settings.remote_revalidate_seconds
+        )
     prefixes = [str(settings.cache_dir or default_cache_dir())]
     for source in settings.sources:
         if "://" in source and not source.startswith("file://"):
             prefixes.append(source)
         else:
             prefixes.append(os.path.realpath(source.removeprefix("file://")))
-    return SourcePolicy.from_prefixes(prefixes, timeout=settings.remote_timeout)
+    return SourcePolicy.from_prefixes(
+        prefixes, timeout=settings.remote_timeout, probe_ttl=settings.remote_revalidate_seconds
+    )
 
 
 def _source_entry(request: Request, source: str) -> dict[str, Any]:

@@ -27,14 +27,18 @@ from dataclasses import dataclass, field
 import rasterio
 from rasterio.io import DatasetReader
 
+from titiler_otsu import remote_identity
 from titiler_otsu.errors import reset_gdal_errors
 
-#: Identity of a source: (path, (dev, ino, size, mtime_ns, ctime_ns)) or (path, None).
-SourceKey = tuple[str, tuple[int, ...] | None]
+#: Identity of a source: (path, (dev, ino, size, mtime_ns, ctime_ns)), (url, (etag, last-modified,
+#: length)) or (path, None).
+SourceKey = tuple[str, tuple[int, ...] | tuple[str, ...] | None]
 
 
 def source_key(path: str) -> SourceKey:
-    """The identity of a source: a local file's stat fields, or just the name when remote."""
+    """The identity of a source: a local file's stat fields, a URL's last probed validators, else the name."""
+    if "://" in path:
+        return (path, remote_identity.identity(path))
     try:
         st = os.stat(path)
     except (OSError, ValueError):

@@ -236,6 +236,24 @@ def dask_client(
 # ---------------------------------------------------------------------------- map over windows
 
 
+def striped(windows: list[Window], n: int) -> list[tuple[int, Window]]:
+    """(stripe, window) for `n` contiguous stripes of row-major `windows`, interleaved.
+
+    Stripe k holds windows `k * len / n ... (k + 1) * len / n` (whole bands of rows for
+    whole rows of windows), and the list takes one window of each stripe in turn, so that
+    a bounded number of tasks in flight keeps every stripe's worker busy. Giving each worker
+    one stripe means the source blocks (and the halo rows) shared by vertically adjacent
+    windows are fetched by one worker, once: a remote source is read about once in all.
+    """
+    n = max(1, min(n, len(windows)))
+    bounds = [len(windows) * k // n for k in range(n + 1)]
+    stripes = [windows[bounds[k] : bounds[k + 1]] for k in range(n)]
+    out: list[tuple[int, Window]] = []
+    for i in range(max((len(s) for s in stripes), default=0)):
+        out.extend((k, s[i]) for k, s in enumerate(stripes) if i < len(s))
+    return out
+
+
 def _map_windows(
     client: Any,
     fn: Callable[..., Any],
@@ -254,7 +272,8 @@ def _map_windows(
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
-    todo = iter(windows)
+    workers = sorted(client.nthreads())
+    todo = iter(striped(list(windows), len(workers)))
     pending: set[Any] = set()
     no_worker_since: float | None = None
     cap = 2
@@ -267,10 +286,14 @@ def _map_windows(
             cap = 2 * max(1, sum(client.nthreads().values())) + 2
             cap_checked = now
         while len(pending) < cap:
-            window = next(todo, None)
-            if window is None:
+            item = next(todo, None)
+            if item is None:
                 return
-            pending.add(client.submit(fn, job, window, *args, pure=False))
+            stripe, window = item
+            # loose restriction: each worker reads one band of rows (its blocks, and the halo
+            # rows it shares with the next window, stay in its caches), others may still take it
+            where = {"workers": [workers[stripe]], "allow_other_workers": True} if len(workers) > 1 else {}
+            pending.add(client.submit(fn, job, window, *args, pure=False, **where))
 
     try:
         refill()

@@ -25,16 +25,20 @@ def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
         distributed.LocalCluster: started; the caller closes it.
 
     """
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(
-        n_workers=workers or os.cpu_count() or 1,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        dashboard_address=":0",  # a free port: several exports may run at once
-        silence_logs=logging.CRITICAL,
-        preload=["titiler_otsu.export_tasks"],  # imported by each worker while it starts
-    )
+    # no work stealing: the export gives each worker a band of rows (`export.striped`) so that
+    # it reads each source block once; a stolen window re-reads its blocks in another process
+    with dask.config.set({"distributed.scheduler.work-stealing": False}):
+        return LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=":0",  # a free port: several exports may run at once
+            silence_logs=logging.CRITICAL,
+            preload=["titiler_otsu.export_tasks"],  # imported by each worker while it starts
+        )
 
 
 class ClusterStarter:

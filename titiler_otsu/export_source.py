@@ -44,11 +44,17 @@ _gdal_cache_limited = False
 
 
 def limit_gdal_cache() -> None:
-    """Cap GDAL's block cache in this process (once; a `GDAL_CACHEMAX` environment variable wins)."""
+    """Cap GDAL's block cache in this process and set the server's GDAL options (once; the environment wins)."""
     global _gdal_cache_limited
     if _gdal_cache_limited:
         return
     _gdal_cache_limited = True
+    # the server's GDAL options (no sidecar probes, the header in one GET, a shared byte
+    # cache big enough that halos re-read cached blocks: remote sources are fetched ~once)
+    from titiler_otsu.datasets import apply_gdal_config
+    from titiler_otsu.settings import GDAL_CONFIG_DEFAULTS
+
+    apply_gdal_config({k: v for k, v in GDAL_CONFIG_DEFAULTS.items() if k != "GDAL_CACHEMAX"})
     if "GDAL_CACHEMAX" not in os.environ:
         from rasterio._env import set_gdal_config
 
@@ -91,6 +97,7 @@ class ExportSource:
         assets: list[str] | None = None,
     ) -> ExportSource:
         """Describe a source, checking it exists and the band selection makes sense."""
+        limit_gdal_cache()
         if bidx is not None and expression:
             raise BadRequestError("Give either --bidx or --expression, not both.")
         if "://" not in path and not Path(path).is_file():

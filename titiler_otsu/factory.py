@@ -24,7 +24,7 @@ from titiler_otsu.algorithms.otsu import Otsu
 from titiler_otsu.areas import AreasExtension
 from titiler_otsu.dependencies import HaloParams, algorithm_dependency, on_event_loop
 from titiler_otsu.errors import BadRequestError, OtsuError
-from titiler_otsu.histograms import DatasetHistograms
+from titiler_otsu.histograms import DatasetHistograms, histogram_disk_dir
 from titiler_otsu.limits import BoundedPartParams
 from titiler_otsu.models import ThresholdResponse
 from titiler_otsu.reader import GridExactReader
@@ -95,7 +95,9 @@ class OtsuAnalyticsMixin(_FactoryBase):
         """Wire our dependencies before TiTiler registers the routes."""
         if self.histograms is None:
             s = self.settings
-            self.histograms = DatasetHistograms(s.histogram_cache_size, s.histogram_cache_ttl, s.histogram_max_size)
+            self.histograms = DatasetHistograms(
+                s.histogram_cache_size, s.histogram_cache_ttl, s.histogram_max_size, histogram_disk_dir(s)
+            )
         if self.img_part_dependency is PartFeatureParams:  # bbox/feature: max_size 1024 unless sized
             self.img_part_dependency = BoundedPartParams
         if not isinstance(self.supported_tms, SharedTileMatrixSets):

@@ -157,6 +157,7 @@ class GridExactReader(BoundedPartMixin, Reader):
             ir = pr[inside].astype(np.int64)
             c0, r0 = int(ic.min()), int(ir.min())
             win = Window(c0, r0, int(ic.max()) - c0 + 1, int(ir.max()) - r0 + 1)
+            source_window: tuple[int, int, int, int] | None = (c0, r0, int(win.width), int(win.height))
             block = src.read(indexes, window=win)
             dtype = block.dtype
             values = block[:, ir - r0, ic - c0]
@@ -174,6 +175,7 @@ class GridExactReader(BoundedPartMixin, Reader):
         else:
             data = np.full(shape, fill, dtype=dtype)
             mask = np.ones(shape, dtype=bool)
+            source_window = None
 
         scales = [self.ds.scales[i - 1] for i in indexes]
         offsets = [self.ds.offsets[i - 1] for i in indexes]
@@ -200,6 +202,8 @@ class GridExactReader(BoundedPartMixin, Reader):
                 "grid_col": window.col,
                 "grid_row": window.row,
                 "overview_factor": factor,
+                # the block of the level dataset this window read: (col_off, row_off, width, height)
+                "source_window": source_window,
                 "halo": 0,
             },
         )

@@ -16,6 +16,12 @@ GDAL_CONFIG_DEFAULTS: dict[str, str] = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIPLEX": "YES",
     "GDAL_HTTP_VERSION": "2",
+    # remote COGs (README "Serving from object storage"): the header in one GET at open, a
+    # bigger process-wide byte cache shared by every handle (GDAL's default is 16 MB), the
+    # blocks of one read fetched as parallel range requests
+    "GDAL_INGESTED_BYTES_AT_OPEN": "65536",
+    "CPL_VSIL_CURL_CACHE_SIZE": str(256 * 2**20),
+    "GDAL_HTTP_MULTIRANGE": "YES",
 }
 
 
@@ -118,6 +124,20 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(GDAL_CONFIG_DEFAULTS),
         description="GDAL configuration options, set in the process environment when the app is created "
         "(a variable already in the environment wins).",
+    )
+
+    # ---------------------------------------------------- remote sources (README "Serving from object storage")
+    remote_revalidate_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="Seconds a remote source's HEAD probe (redirect check + ETag/Last-Modified) is reused: "
+        "a changed object is reopened, with its dataset histogram recomputed, at most this late.",
+    )
+    histogram_disk_cache: bool = Field(
+        True,
+        description="Share dataset histograms between worker processes through files in `cache_dir` "
+        "(keyed by source identity, read options and HISTOGRAM_MAX_SIZE; expire with HISTOGRAM_CACHE_TTL).",
     )
 
     viewer_vendor_url: str = Field(

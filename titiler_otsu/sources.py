@@ -30,6 +30,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx2
 from cachetools import TTLCache
 
+from titiler_otsu import remote_identity
 from titiler_otsu.errors import (
     BadRequestError,
     SourceNotAllowedError,
@@ -244,6 +245,8 @@ class SourcePolicy:
         timeout: seconds for the redirect probe of http(s) sources.
         resolver: host name resolution (the system's by default).
         probe_remote: whether `resolve` probes http(s) sources for redirects (network).
+        probe_ttl: seconds a probe is reused; each probe also revalidates the source
+            (its ETag/Last-Modified are recorded in `remote_identity`).
 
     """
 
@@ -252,12 +255,18 @@ class SourcePolicy:
     timeout: float = 10.0
     resolver: Resolver = field(default=system_resolver, repr=False)
     probe_remote: bool = True
+    probe_ttl: float = 60.0
     _probed: TTLCache = field(default_factory=lambda: TTLCache(maxsize=1024, ttl=60.0), repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        """Size the probe cache's TTL from `probe_ttl`."""
+        if self._probed.ttl != self.probe_ttl:
+            self._probed = TTLCache(maxsize=1024, ttl=max(self.probe_ttl, 1e-3))
+
     @classmethod
     def from_prefixes(
-        cls, prefixes: list[str], timeout: float = 10.0, resolver: Resolver | None = None
+        cls, prefixes: list[str], timeout: float = 10.0, resolver: Resolver | None = None, probe_ttl: float = 60.0
     ) -> SourcePolicy:
         """Split prefixes into resolved local paths and remote URL prefixes."""
         local, remote = [], []
@@ -268,7 +277,7 @@ class SourcePolicy:
             else:
                 path = unquote(urlsplit(prefix).path) if scheme == "file" else prefix
                 local.append(os.path.realpath(os.path.expanduser(path)))
-        return cls(tuple(local), tuple(remote), timeout, resolver or system_resolver)
+        return cls(tuple(local), tuple(remote), timeout, resolver or system_resolver, probe_ttl=probe_ttl)
 
     def offline(self) -> SourcePolicy:
         """The same allow-list without network probes (for checks made on the event loop)."""
@@ -426,6 +435,7 @@ class SourcePolicy:
                 raise SourceNotFoundError(f"Remote source not found: {shown} (HTTP {status}).")
             if status >= 400:
                 raise UpstreamError(f"The remote source {shown} answered HTTP {status}.")
+            remote_identity.record(current.url, response.headers)
             return confirm_get(
                 current.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(current.url)
             )
