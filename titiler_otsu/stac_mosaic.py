@@ -9,6 +9,7 @@ a few STAC API round trips. `OtsuSTACAPITilerFactory` plugs the backend into TiT
 `TilerFactory` with our analytics mixin.
 """
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class StacApiSource:
     sortby: str | None = None
     bbox: BBox | None = None
     pixel_selection: str = "first"
+    #: Only these items of the search result (a time series pins each date's items).
+    ids: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -77,6 +80,7 @@ class StacApiSource:
             "sortby": self.sortby,
             "bbox": ",".join(repr(v) for v in self.bbox) if self.bbox else None,
             "pixel_selection": self.pixel_selection,
+            "ids": json.dumps(list(self.ids)) if self.ids is not None else None,
         }
         query = urlencode(sorted((k, v) for k, v in params.items() if v is not None))
         return f"{self.api.rstrip('/')}/collections/{quote(self.collection, safe='')}#{query}"
@@ -96,6 +100,7 @@ class StacApiSource:
             sortby=params.get("sortby"),
             bbox=bbox,  # type: ignore[arg-type]
             pixel_selection=params.get("pixel_selection", "first"),
+            ids=tuple(json.loads(params["ids"])) if "ids" in params else None,
         )
 
 
@@ -180,7 +185,12 @@ class STACAPIBackend(BaseBackend):
         result = self.searcher.search(self._query(search_bbox))
         if result.truncated and search_bbox != target:
             result = self.searcher.search(self._query(target))
-        return [it for it in result.items if (b := _item_bbox(it)) is None or _intersects(b, target)]
+        ids = self.source.ids
+        return [
+            it
+            for it in result.items
+            if (ids is None or it.id in ids) and ((b := _item_bbox(it)) is None or _intersects(b, target))
+        ]
 
     def _to_lonlat(self, bounds: BBox) -> BBox:
         if self.tms.rasterio_crs == WGS84_CRS:
