@@ -39,7 +39,7 @@ from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.areas import AreasExtension, NativeGrid
 from titiler_otsu.errors import BadRequestError, SourceNotAllowedError, SourceNotFoundError
 from titiler_otsu.factory import OtsuAnalyticsMixin, _parse_bbox
-from titiler_otsu.grid import GridWindow, tile_window
+from titiler_otsu.grid import GridWindow, pixel_grid, tile_window
 from titiler_otsu.histograms import DatasetHistograms
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
@@ -319,9 +319,16 @@ class STACAPIBackend(BaseBackend):
         """Mosaic of a bbox on one grid window of at most `max_size` pixels a side (TMS CRS).
 
         With `width`/`height` or another `dst_crs` (e.g. /areas on a native grid), each item is
-        read with rio-tiler's `part` on that output grid and the results are mosaicked.
+        read with rio-tiler's `part` on that output grid and the results are mosaicked, except when
+        the output grid is a window of a level of the TMS grid (the mosaic grid of /areas and
+        /timeseries): then grid-exactly, like tiles (rio-tiler re-derives foreign-CRS bounds from a
+        WarpedVRT grid and stretches them to width x height, misregistering the pixels).
         """
         height, width = kwargs.pop("height", None), kwargs.pop("width", None)
+        on_grid = self._tms_window(bbox, dst_crs, bounds_crs, width, height)
+        if on_grid is not None:
+            kwargs.pop("align_bounds_with_dataset", None)
+            return self.read_grid_window(on_grid, **kwargs)
         if height or width or (dst_crs is not None and dst_crs != self.tms.rasterio_crs):
             lonlat = transform_bounds(bounds_crs, WGS84_CRS, *bbox, densify_pts=21) if bounds_crs != WGS84_CRS else bbox
             return self._mosaic(
@@ -335,6 +342,25 @@ class STACAPIBackend(BaseBackend):
         bounds = to_tms_bounds(self.tms, tuple(bbox), bounds_crs)  # type: ignore[arg-type]
         window = window_for_bounds(self.tms, bounds, max_size, self.maxzoom)
         return self.read_grid_window(window, **kwargs)
+
+    def _tms_window(
+        self, bbox: BBox, dst_crs: CRS | None, bounds_crs: CRS, width: int | None, height: int | None
+    ) -> GridWindow | None:
+        """The TMS-grid window that `bbox` (in the TMS CRS) at `width` x `height` px is, if it is one."""
+        crs = self.tms.rasterio_crs
+        if not width or not height or dst_crs != crs or bounds_crs != crs:
+            return None
+        left, bottom, right, top = bbox
+        res = (right - left) / width
+        for zoom in range(self.tms.minzoom, self.maxzoom + 1):
+            grid = pixel_grid(self.tms, zoom, self.tms.matrix(zoom).tileWidth)
+            same_res = math.isclose(res, grid.res, rel_tol=1e-9)
+            if not same_res or not math.isclose((top - bottom) / height, grid.res, rel_tol=1e-9):
+                continue
+            col, row = (left - grid.origin_x) / grid.res, (grid.origin_y - top) / grid.res
+            if abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6:
+                return GridWindow(grid, round(col), round(row), width, height)
+        return None
 
     def preview(self, max_size: int | None = 1024, **kwargs: Any) -> ImageData:  # type: ignore[override]
         """Bounded low-resolution mosaic inside the request's `bbox` (for scope 'dataset')."""
