@@ -7,6 +7,7 @@ import { classOf, drawHistogram, formatValue, histogramQuantile } from "./histog
 import { otsuTileLayer, vectorLayer } from "./layers.js";
 import { ParamsForm } from "./params.js";
 import { readState, writeState } from "./state.js";
+import { setupTime } from "./time.js";
 
 const CONFIG = window.OTSU_CONFIG || { families: ["cog"], palettes: {} };
 const $ = (id) => document.getElementById(id);
@@ -71,6 +72,7 @@ const app = {
 window.otsuViewer = { map, app };  // for debugging and the browser test
 
 const params = new ParamsForm($("params"), () => update());
+let time = { sourceChanged() {}, aoisChanged() {} };  // the Time section (STAC API sources), set up in init()
 
 // ---------------------------------------------------------------- current choices
 function currentBand() {
@@ -195,6 +197,7 @@ async function openSource(source, { fit }) {
   } catch (err) {
     if (!source.bounds) showError("Source", `no TileJSON for this source: ${err.message}`);
   }
+  time.sourceChanged();
   $("source-info").textContent = source.bounds
     ? `${source.title || ""} · bounds ${source.bounds.map((v) => v.toFixed(3)).join(", ")}` : (source.title || "");
   if (fit && source.bounds) {
@@ -419,6 +422,7 @@ export function parseAreas(body) {
 }
 
 async function computeAreas() {
+  time.aoisChanged();
   const layers = app.aois.getLayers();
   const box = $("areas");
   clearErrors("Areas");
@@ -572,6 +576,7 @@ function wire() {
 async function init() {
   wire();
   setupDrawing();
+  time = setupTime({ map, app, maskEntries, update: () => update(), showError, clearErrors, palette });
   const state = readState();
   let sources = [], algorithms = { algorithms: [] };
   try {
