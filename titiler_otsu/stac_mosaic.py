@@ -38,8 +38,9 @@ from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.areas import AreasExtension, NativeGrid
 from titiler_otsu.errors import BadRequestError, SourceNotAllowedError, SourceNotFoundError
 from titiler_otsu.factory import OtsuAnalyticsMixin, _parse_bbox
-from titiler_otsu.grid import GridWindow, tile_window
+from titiler_otsu.grid import GridWindow, PixelGrid, tile_window
 from titiler_otsu.histograms import DatasetHistograms
+from titiler_otsu.masking import QualityMask, QualityMaskParams, mosaic_removed
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
 from titiler_otsu.stac import GridExactSTACReader, StacLayerParams, grid_metadata
@@ -137,6 +138,7 @@ class STACAPIBackend(BaseBackend):
     searcher: StacApiSearcher = attr.ib(default=None)
     settings: Settings = attr.ib(factory=Settings)
     reader: type[BaseReader] | type[MultiBaseReader] = attr.ib(default=GridExactSTACReader)
+    quality_mask: QualityMask | None = attr.ib(default=None)
     source: StacApiSource = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -234,10 +236,14 @@ class STACAPIBackend(BaseBackend):
         if not items:
             raise SourceNotFoundError(self._no_items(where))
 
+        parts: list[ImageData] = []
+
         def _reader(item: pystac.Item) -> ImageData:
             reader = cast(type[GridExactSTACReader], self.reader)
-            with reader(None, item=item, tms=self.tms, **self.reader_options) as src:
-                return read(src)
+            with reader(None, item=item, tms=self.tms, quality_mask=self.quality_mask, **self.reader_options) as src:
+                img = read(src)
+            parts.append(img)
+            return img
 
         try:
             img, used = mosaic_reader(
@@ -250,7 +256,7 @@ class STACAPIBackend(BaseBackend):
         except EmptyMosaicError as e:
             raise SourceNotFoundError(self._no_items(where)) from e
         img.metadata = {**(img.metadata or {}), "stac_items": [self.asset_name(it) for it in used]}
-        return img
+        return mosaic_removed(img, parts)
 
     def _no_items(self, where: str) -> str:
         s = self.source
@@ -312,7 +318,16 @@ class STACAPIBackend(BaseBackend):
         read with rio-tiler's `part` on that output grid and the results are mosaicked.
         """
         height, width = kwargs.pop("height", None), kwargs.pop("width", None)
-        if height or width or (dst_crs is not None and dst_crs != self.tms.rasterio_crs):
+        on_tms_crs = dst_crs is None or dst_crs == self.tms.rasterio_crs
+        if on_tms_crs and height and width and (bounds_crs == self.tms.rasterio_crs):
+            # an exact output grid in the TMS CRS (/areas on `mosaic_grid`): sampled grid-exactly,
+            # pixel centres, like tiles (rio-tiler's part would align it with each item's grid)
+            kwargs.pop("align_bounds_with_dataset", None)
+            left, bottom, right, top = bbox
+            grid = PixelGrid(left, top, (right - left) / width, self.maxzoom)
+            if math.isclose(grid.res, (top - bottom) / height, rel_tol=1e-9):
+                return self.read_grid_window(GridWindow(grid, 0, 0, width, height), **kwargs)
+        if height or width or not on_tms_crs:
             lonlat = transform_bounds(bounds_crs, WGS84_CRS, *bbox, densify_pts=21) if bounds_crs != WGS84_CRS else bbox
             return self._mosaic(
                 self._search(tuple(lonlat), tuple(lonlat)),
@@ -437,6 +452,7 @@ class OtsuSTACAPITilerFactory(OtsuAnalyticsMixin, TilerFactory):
 
     reader: type[BaseReader] = STACAPIBackend
     layer_dependency: type[DefaultDependency] = StacLayerParams
+    reader_dependency: type[DefaultDependency] = QualityMaskParams
     settings: Settings = field(factory=Settings)
     histograms: DatasetHistograms | None = field(default=None)
     algorithm_registry: Algorithms = field(factory=otsu_algorithms)
