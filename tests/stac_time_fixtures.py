@@ -370,6 +370,8 @@ def time_settings(time_stack: TimeStack, api: str, **overrides: object) -> Setti
         "cache_dir": time_stack.directory / "cache",
         "stac_api_url": api,
         "stac_min_zoom": 7,
+        # /stacapi areas read the TMS level of maxzoom: z13 (~16 m ground) keeps them fast
+        "stac_max_zoom": 13,
         "stac_timeout": 5.0,
         **overrides,
     }

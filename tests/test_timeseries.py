@@ -18,6 +18,7 @@ from tests.stac_time_fixtures import (
     AOI_RECT,
     DATETIMES,
     ITEM_IDS,
+    SCL_MASK_VALUES,
     SIZE,
     TIME_COLLECTION,
     TimeStack,
@@ -276,3 +277,35 @@ def test_a_polygon_beyond_max_aoi_pixels_is_read_decimated_and_flagged(time_stac
         assert row["decimation"] > 1 and row["overview"] is True
         assert any("MAX_AOI_PIXELS" in note for note in row["notes"])
         assert _water_area(row) == pytest.approx(expected_area_m2(time_stack._unmasked_water(i) & AOI), rel=0.1)
+
+
+# ---------------------------------------------------------------------- masked clouds
+SCL_MASKED = {**WATER_FIXED, "mask_asset": "SCL", "mask_values": ",".join(map(str, SCL_MASK_VALUES))}
+
+
+def test_masked_clouds_lower_valid_fraction_by_their_exact_area_and_leave_the_true_water(
+    stack_client, time_stack
+) -> None:
+    r = stack_client.post(f"{TIME_PREFIX}/timeseries", params=SCL_MASKED, json=time_stack.polygon())
+    assert r.status_code == 200, r.text
+    rows = r.json()["rows"]
+    aoi_area = expected_area_m2(AOI)
+    for i, row in enumerate(rows):
+        cloud = time_stack.cloud(i) & AOI
+        assert row["valid_fraction"] == pytest.approx(1 - expected_area_m2(cloud) / aoi_area, rel=0.005)
+        assert row["masked_area_m2"] == pytest.approx(expected_area_m2(cloud), rel=0.005, abs=1.0)
+        assert _water_area(row) == pytest.approx(expected_area_m2(time_stack.water(i) & AOI), rel=0.005)
+    assert [row["valid_fraction"] == 1.0 for row in rows] == [not time_stack.cloud(i)[AOI].any() for i in range(4)]
+
+
+def test_dataset_scope_thresholds_of_masked_dates_are_otsu_of_their_unmasked_pixels(stack_client, time_stack) -> None:
+    bbox = ",".join(map(repr, time_stack.bbox()))
+    params = _q(assets="B08", algorithm="otsu", algorithm_params={"invert": True}, bbox=bbox,
+                mask_asset="SCL", mask_values="3,8,9,10")  # fmt: skip
+    rows = stack_client.post(f"{TIME_PREFIX}/timeseries", params=params, json=time_stack.polygon()).json()["rows"]
+    for i, row in enumerate(rows):
+        threshold = stack_client.get(
+            f"{TIME_PREFIX}/threshold", params={**params, "datetime": row["interval"]}
+        ).json()
+        assert row["thresholds"] == threshold["thresholds"]
+        assert (threshold["masked_pixels"] > 0) == bool(time_stack.cloud(i).any())

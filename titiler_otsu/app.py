@@ -25,6 +25,7 @@ from titiler_otsu.limits import (
     gdal_http_environment,
     request_guard,
 )
+from titiler_otsu.masking import cog_mask_params
 from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings, default_cache_dir
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cog = OtsuTilerFactory(
         router_prefix="/cog",
         path_dependency=path_dependency(policy),
+        reader_dependency=cog_mask_params(policy),
         settings=settings,
         algorithm_registry=registry,
     )

@@ -14,7 +14,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import rasterio
@@ -39,11 +39,12 @@ from titiler.core.factory import FactoryExtension
 from titiler_otsu.algorithms import SegmentationAlgorithm, halo_of
 from titiler_otsu.algorithms.otsu import Otsu
 from titiler_otsu.errors import BadRequestError
+from titiler_otsu.masking import removed_pixels
 
 if TYPE_CHECKING:
     from titiler_otsu.factory import OtsuAnalyticsMixin
 
-__all__ = ["AreasExtension", "AreasResponse", "cached_transformer", "segmentation_algorithm"]
+__all__ = ["AreasExtension", "AreasResponse", "cached_transformer", "feature_collection", "segmentation_algorithm"]
 
 #: Blocks whose true area is measured: one row by 16 columns of read pixels. A pixel's
 #: area is taken constant within its block. Along a row it varies very little in the
@@ -116,17 +117,51 @@ class FeatureAreas(BaseModel):
     decimation: int = Field(description="Source pixels per pixel read, per axis (1 = native resolution).")
     overview: bool = Field(description="True when the AOI was too large and a decimated overview was read.")
     repaired: bool = Field(description="True when an invalid (e.g. self-intersecting) polygon was repaired.")
+    masked_pixels: int = Field(
+        0, description="Pixels in the polygon with data that the quality mask removed (part of nodata_pixels)."
+    )
+    masked_area_m2: float = Field(0.0, description="True ground area of the masked pixels.")
     notes: list[str] = Field(default_factory=list)
 
 
+class AreaProperties(FeatureAreas):
+    """`properties` of an answered feature: the input feature's own properties, then the results."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class AreaResultFeature(BaseModel):
+    """One input feature (its geometry as given) with the results under `properties`."""
+
+    type: Literal["Feature"] = "Feature"
+    id: int | float | str | None = None
+    geometry: dict[str, Any] | None
+    properties: AreaProperties
+
+
 class AreasResponse(BaseModel):
-    """Response of `POST /areas`: one entry per input feature, in order."""
+    """Response of `POST /areas`: a GeoJSON FeatureCollection of the input features, in order.
 
-    model_config = ConfigDict(extra="forbid")
+    `algorithm` and `scope` are foreign members of the collection.
+    """
 
+    type: Literal["FeatureCollection"] = "FeatureCollection"
     algorithm: str
     scope: str
-    features: list[FeatureAreas]
+    features: list[AreaResultFeature]
+
+
+def answer_feature(feature: AreaFeature, result: BaseModel) -> AreaResultFeature:
+    """The input feature with `result`'s keys merged into its properties (results win)."""
+    merged = {**(feature.properties or {}), **result.model_dump(by_alias=True)}
+    geometry = feature.geometry.model_dump(exclude_none=True) if feature.geometry is not None else None
+    return AreaResultFeature(id=feature.id, geometry=geometry, properties=AreaProperties(**merged))
+
+
+def feature_collection(algorithm: str, scope: str, features: list[AreaFeature], results: list[Any]) -> AreasResponse:
+    """`AreasResponse` of the input features and their results (same order)."""
+    answered = [answer_feature(f, r) for f, r in zip(features, results, strict=True)]
+    return AreasResponse(algorithm=algorithm, scope=scope, features=answered)
 
 
 # ---------------------------------------------------------------------- algorithm
@@ -404,6 +439,7 @@ def measure_feature(job: AreaJob, index: int, feature: AreaFeature) -> FeatureAr
         **job.read_options,
     )
     img.metadata = {**(img.metadata or {}), "halo": plan.halo}
+    removed = removed_pixels(img)
     out: ImageData = job.algorithm(img)
     classes = np.ma.getdata(out.array[0])
     valid = ~np.ma.getmaskarray(out.array[0])
@@ -427,6 +463,12 @@ def measure_feature(job: AreaJob, index: int, feature: AreaFeature) -> FeatureAr
     result["thresholds"] = _finite_or_none(list((out.metadata or {}).get("thresholds", [])))
     result["pixels"] = total
     result["nodata_pixels"] = int((in_polygon & ~valid).sum())
+    if removed is not None:
+        h = plan.halo
+        masked = in_polygon & removed[h : h + classes.shape[0], h : h + classes.shape[1]]
+        per_block = _block_counts(masked, row_starts, col_starts)
+        result["masked_pixels"] = int(per_block.sum())
+        result["masked_area_m2"] = float((per_block * areas).sum())
     result["area_m2"] = float(sum(class_areas))
     npix = np.diff(np.r_[row_starts, classes.shape[0]])[:, None] * np.diff(np.r_[col_starts, classes.shape[1]])
     mean_pixel_area = float((areas * npix).sum() / npix.sum())
@@ -489,5 +531,4 @@ class AreasExtension(FactoryExtension):
                         max_pixels=factory.settings.max_aoi_pixels,
                     )
                     results = [measure_feature(job, i, f) for i, f in enumerate(features)]
-            scope = str(segmentation.scope)
-            return AreasResponse(algorithm=segmentation.algorithm_name(), scope=scope, features=results)
+            return feature_collection(segmentation.algorithm_name(), str(segmentation.scope), features, results)

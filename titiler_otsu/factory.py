@@ -26,6 +26,7 @@ from titiler_otsu.dependencies import HaloParams, algorithm_dependency, on_event
 from titiler_otsu.errors import BadRequestError, OtsuError
 from titiler_otsu.histograms import DatasetHistograms
 from titiler_otsu.limits import BoundedPartParams
+from titiler_otsu.masking import masked_pixels
 from titiler_otsu.models import ThresholdResponse
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
@@ -56,9 +57,15 @@ def _finite_or_none(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
-def _histogram_options(layer_params: DefaultDependency, dataset_params: DefaultDependency) -> dict[str, Any]:
-    """The band/expression and dataset options a dataset histogram depends on (its cache key)."""
-    return {**layer_params.as_dict(), **dataset_params.as_dict()}
+def _histogram_options(
+    layer_params: DefaultDependency, dataset_params: DefaultDependency, reader_params: DefaultDependency | None = None
+) -> dict[str, Any]:
+    """The band/expression and dataset options a dataset histogram depends on (its cache key).
+
+    Reader options (the quality mask) are part of the key under `reader`, not read options.
+    """
+    reader = reader_params.as_dict() if reader_params is not None else {}
+    return {**layer_params.as_dict(), **dataset_params.as_dict(), **({"reader": reader} if reader else {})}
 
 
 def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
@@ -126,7 +133,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 if algorithm.needs_dataset_histogram:
                     nbins = algorithm.nbins
                     # cached (the usual case while panning): inline; else an overview read, in a thread
-                    options = _histogram_options(layer_params, dataset_params)
+                    options = _histogram_options(layer_params, dataset_params, reader_params)
                     hist = factory._histograms().cached(src_path, options, nbins)
                     if hist is None:
                         hist = await run_in_threadpool(
@@ -168,7 +175,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
         nbins: int,
     ) -> Histogram:
         """Histogram of the whole source for this band/expression (cached)."""
-        options = _histogram_options(layer_params, dataset_params)
+        options = _histogram_options(layer_params, dataset_params, reader_params)
         return self._histograms().get(
             lambda: self.reader(src_path, **reader_params.as_dict()), src_path, options, nbins
         )
@@ -212,10 +219,16 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 # No single threshold: the distribution of its block thresholds instead.
                 image = self._region_image(src_path, reader_params, layer_params, dataset_params, bbox)
                 thresholds, hist = algorithm.threshold_distribution(image)
+                masked = masked_pixels(image)
             elif bbox:
-                hist = self._bbox_histogram(src_path, reader_params, layer_params, dataset_params, bbox, algorithm)
+                hist, masked = self._bbox_histogram(
+                    src_path, reader_params, layer_params, dataset_params, bbox, algorithm
+                )
             else:
                 hist = self.dataset_histogram(src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
+                masked = self._histograms().masked_pixels(
+                    src_path, _histogram_options(layer_params, dataset_params, reader_params), algorithm.nbins
+                )
             if algorithm.scope == "fixed":
                 thresholds = algorithm.fixed_thresholds() or []
             elif not isinstance(algorithm, LocalOtsu):
@@ -227,6 +240,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 "nbins": hist.nbins,
                 "histogram": {"counts": hist.counts.tolist(), "edges": hist.edges.tolist()},
                 "pixels": hist.pixels,
+                "masked_pixels": masked,
                 "bbox": _parse_bbox(bbox) if bbox else None,
             }
 
@@ -254,7 +268,8 @@ class OtsuAnalyticsMixin(_FactoryBase):
         dataset_params: DefaultDependency,
         bbox: str,
         algorithm: SegmentationAlgorithm,
-    ) -> Histogram:
+    ) -> tuple[Histogram, int]:
+        """Histogram of a lon/lat bbox and the pixels the quality mask removed from it."""
         bounds = _parse_bbox(bbox)
         with self.reader(src_path, **reader_params.as_dict()) as src:
             img = src.part(
@@ -267,7 +282,8 @@ class OtsuAnalyticsMixin(_FactoryBase):
         if img.count != 1:
             raise BadRequestError("Pick one band with `bidx` or build one with `expression`.")
         band = img.array[0]
-        return valid_histogram(np.ma.getdata(band), ~np.ma.getmaskarray(band), nbins=algorithm.nbins)
+        hist = valid_histogram(np.ma.getdata(band), ~np.ma.getmaskarray(band), nbins=algorithm.nbins)
+        return hist, masked_pixels(img)
 
     def wmts(self) -> None:
         """Register `GET /{tileMatrixSetId}/WMTSCapabilities.xml` (OGC WMTS, RESTful)."""

@@ -18,6 +18,7 @@ from cachetools import TTLCache
 from rio_tiler.io.base import BaseReader
 
 from titiler_otsu.errors import MultiBandInputError
+from titiler_otsu.masking import masked_pixels
 from titiler_otsu.thresholds import Histogram, valid_histogram
 
 
@@ -44,6 +45,7 @@ class DatasetHistograms:
         """
         self.max_size = max_size
         self._cache: TTLCache[str, Histogram] = TTLCache(maxsize=max(maxsize, 1), ttl=max(ttl, 1e-3))
+        self._masked: TTLCache[str, int] = TTLCache(maxsize=max(maxsize, 1), ttl=max(ttl, 1e-3))
         self._lock = threading.Lock()
         self.reads = 0
 
@@ -84,8 +86,9 @@ class DatasetHistograms:
             hist = self._cache.get(key)
         if hist is not None:
             return hist
+        options = {k: v for k, v in read_options.items() if k != "reader"}  # reader options: in the key only
         with open_reader() as src:
-            img = src.preview(max_size=self.max_size, **read_options)
+            img = src.preview(max_size=self.max_size, **options)
         self.reads += 1
         if img.count != 1:
             raise MultiBandInputError(
@@ -99,4 +102,10 @@ class DatasetHistograms:
         hist = valid_histogram(values, valid, nbins=nbins)
         with self._lock:
             self._cache[key] = hist
+            self._masked[key] = masked_pixels(img)
         return hist
+
+    def masked_pixels(self, src_path: str, read_options: dict[str, Any], nbins: int) -> int:
+        """Pixels the quality mask removed from the read behind a cached histogram (0: none or not cached)."""
+        with self._lock:
+            return self._masked.get(self._key(src_path, read_options, nbins), 0)

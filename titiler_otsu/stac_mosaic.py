@@ -39,8 +39,9 @@ from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.areas import AreasExtension, NativeGrid
 from titiler_otsu.errors import BadRequestError, SourceNotAllowedError, SourceNotFoundError
 from titiler_otsu.factory import OtsuAnalyticsMixin, _parse_bbox
-from titiler_otsu.grid import GridWindow, pixel_grid, tile_window
+from titiler_otsu.grid import GridWindow, PixelGrid, tile_window
 from titiler_otsu.histograms import DatasetHistograms
+from titiler_otsu.masking import QualityMask, QualityMaskParams, mosaic_removed
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
 from titiler_otsu.stac import GridExactSTACReader, StacLayerParams, grid_metadata
@@ -142,6 +143,7 @@ class STACAPIBackend(BaseBackend):
     searcher: StacApiSearcher = attr.ib(default=None)
     settings: Settings = attr.ib(factory=Settings)
     reader: type[BaseReader] | type[MultiBaseReader] = attr.ib(default=GridExactSTACReader)
+    quality_mask: QualityMask | None = attr.ib(default=None)
     source: StacApiSource = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -244,10 +246,14 @@ class STACAPIBackend(BaseBackend):
         if not items:
             raise SourceNotFoundError(self._no_items(where))
 
+        parts: list[ImageData] = []
+
         def _reader(item: pystac.Item) -> ImageData:
             reader = cast(type[GridExactSTACReader], self.reader)
-            with reader(None, item=item, tms=self.tms, **self.reader_options) as src:
-                return read(src)
+            with reader(None, item=item, tms=self.tms, quality_mask=self.quality_mask, **self.reader_options) as src:
+                img = read(src)
+            parts.append(img)
+            return img
 
         try:
             img, used = mosaic_reader(
@@ -260,7 +266,7 @@ class STACAPIBackend(BaseBackend):
         except EmptyMosaicError as e:
             raise SourceNotFoundError(self._no_items(where)) from e
         img.metadata = {**(img.metadata or {}), "stac_items": [self.asset_name(it) for it in used]}
-        return img
+        return mosaic_removed(img, parts)
 
     def _no_items(self, where: str) -> str:
         s = self.source
@@ -319,17 +325,19 @@ class STACAPIBackend(BaseBackend):
         """Mosaic of a bbox on one grid window of at most `max_size` pixels a side (TMS CRS).
 
         With `width`/`height` or another `dst_crs` (e.g. /areas on a native grid), each item is
-        read with rio-tiler's `part` on that output grid and the results are mosaicked, except when
-        the output grid is a window of a level of the TMS grid (the mosaic grid of /areas and
-        /timeseries): then grid-exactly, like tiles (rio-tiler re-derives foreign-CRS bounds from a
-        WarpedVRT grid and stretches them to width x height, misregistering the pixels).
+        read with rio-tiler's `part` on that output grid and the results are mosaicked.
         """
         height, width = kwargs.pop("height", None), kwargs.pop("width", None)
-        on_grid = self._tms_window(bbox, dst_crs, bounds_crs, width, height)
-        if on_grid is not None:
+        on_tms_crs = dst_crs is None or dst_crs == self.tms.rasterio_crs
+        if on_tms_crs and height and width and (bounds_crs == self.tms.rasterio_crs):
+            # an exact output grid in the TMS CRS (/areas on `mosaic_grid`): sampled grid-exactly,
+            # pixel centres, like tiles (rio-tiler's part would align it with each item's grid)
             kwargs.pop("align_bounds_with_dataset", None)
-            return self.read_grid_window(on_grid, **kwargs)
-        if height or width or (dst_crs is not None and dst_crs != self.tms.rasterio_crs):
+            left, bottom, right, top = bbox
+            grid = PixelGrid(left, top, (right - left) / width, self.maxzoom)
+            if math.isclose(grid.res, (top - bottom) / height, rel_tol=1e-9):
+                return self.read_grid_window(GridWindow(grid, 0, 0, width, height), **kwargs)
+        if height or width or not on_tms_crs:
             lonlat = transform_bounds(bounds_crs, WGS84_CRS, *bbox, densify_pts=21) if bounds_crs != WGS84_CRS else bbox
             return self._mosaic(
                 self._search(tuple(lonlat), tuple(lonlat)),
@@ -342,25 +350,6 @@ class STACAPIBackend(BaseBackend):
         bounds = to_tms_bounds(self.tms, tuple(bbox), bounds_crs)  # type: ignore[arg-type]
         window = window_for_bounds(self.tms, bounds, max_size, self.maxzoom)
         return self.read_grid_window(window, **kwargs)
-
-    def _tms_window(
-        self, bbox: BBox, dst_crs: CRS | None, bounds_crs: CRS, width: int | None, height: int | None
-    ) -> GridWindow | None:
-        """The TMS-grid window that `bbox` (in the TMS CRS) at `width` x `height` px is, if it is one."""
-        crs = self.tms.rasterio_crs
-        if not width or not height or dst_crs != crs or bounds_crs != crs:
-            return None
-        left, bottom, right, top = bbox
-        res = (right - left) / width
-        for zoom in range(self.tms.minzoom, self.maxzoom + 1):
-            grid = pixel_grid(self.tms, zoom, self.tms.matrix(zoom).tileWidth)
-            same_res = math.isclose(res, grid.res, rel_tol=1e-9)
-            if not same_res or not math.isclose((top - bottom) / height, grid.res, rel_tol=1e-9):
-                continue
-            col, row = (left - grid.origin_x) / grid.res, (grid.origin_y - top) / grid.res
-            if abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6:
-                return GridWindow(grid, round(col), round(row), width, height)
-        return None
 
     def preview(self, max_size: int | None = 1024, **kwargs: Any) -> ImageData:  # type: ignore[override]
         """Bounded low-resolution mosaic inside the request's `bbox` (for scope 'dataset')."""
@@ -473,6 +462,7 @@ class OtsuSTACAPITilerFactory(OtsuAnalyticsMixin, TilerFactory):
 
     reader: type[BaseReader] = STACAPIBackend
     layer_dependency: type[DefaultDependency] = StacLayerParams
+    reader_dependency: type[DefaultDependency] = QualityMaskParams
     settings: Settings = field(factory=Settings)
     histograms: DatasetHistograms | None = field(default=None)
     algorithm_registry: Algorithms = field(factory=otsu_algorithms)

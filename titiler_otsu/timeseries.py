@@ -78,6 +78,8 @@ class TimeSeriesRow(BaseModel):
     )
     pixels: int = Field(description="Valid pixels in the polygon (sum over classes).")
     nodata_pixels: int = Field(description="Pixels in the polygon without data (nodata or masked).")
+    masked_pixels: int = Field(0, description="Pixels with data that the quality mask removed (part of nodata_pixels).")
+    masked_area_m2: float = Field(0.0, description="True ground area of the masked pixels.")
     area_m2: float = Field(description="True ground area of the valid pixels.")
     decimation: int = Field(description="Source pixels per pixel read, per axis (1 = native resolution).")
     overview: bool = Field(description="True when the polygon was read decimated (MAX_AOI_PIXELS).")
@@ -150,8 +152,8 @@ def rows_to_csv(rows: list[TimeSeriesRow]) -> str:
     written with Python's shortest round-trip form, so the CSV holds the JSON's values.
     """
     n_classes = max((len(r.classes) for r in rows), default=0)
-    header = ["datetime", "interval", "items", "thresholds", "valid_fraction", "pixels", "nodata_pixels", "area_m2"]
-    header += ["decimation", "overview"]
+    header = ["datetime", "interval", "items", "thresholds", "valid_fraction", "pixels", "nodata_pixels"]
+    header += ["masked_pixels", "masked_area_m2", "area_m2", "decimation", "overview"]
     for k in range(n_classes):
         header += [f"class_{k}_pixels", f"class_{k}_area_m2"]
     out = io.StringIO()
@@ -166,6 +168,8 @@ def rows_to_csv(rows: list[TimeSeriesRow]) -> str:
             repr(r.valid_fraction),
             r.pixels,
             r.nodata_pixels,
+            r.masked_pixels,
+            repr(r.masked_area_m2),
             repr(r.area_m2),
             r.decimation,
             str(r.overview).lower(),
@@ -204,6 +208,8 @@ def row_from_areas(group: DateGroup, areas: FeatureAreas) -> TimeSeriesRow:
         valid_fraction=min(1.0, valid),
         pixels=areas.pixels,
         nodata_pixels=areas.nodata_pixels,
+        masked_pixels=areas.masked_pixels,
+        masked_area_m2=areas.masked_area_m2,
         area_m2=areas.area_m2,
         decimation=areas.decimation,
         overview=areas.overview,
