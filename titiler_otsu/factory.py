@@ -78,6 +78,21 @@ def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
     return minx, miny, maxx, maxy
 
 
+def tile_halo(settings: Settings, request: Request, algorithm: BaseAlgorithm | None) -> HaloParams:
+    """The halo a tile is read with (the algorithm's), checked against MAX_TILESIZE and MAX_HALO."""
+    tilesize = request.query_params.get("tilesize")
+    if tilesize and tilesize.isdigit() and int(tilesize) > settings.max_tilesize:
+        raise BadRequestError(f"tilesize must be at most {settings.max_tilesize} (setting MAX_TILESIZE).")
+    halo = halo_of(algorithm)
+    if halo > settings.max_halo:
+        raise BadRequestError(
+            f"These parameters need a {halo}-pixel halo, more than the server's limit of "
+            f"{settings.max_halo} (setting MAX_HALO): lower "
+            f"{'radius, ' if isinstance(algorithm, LocalOtsu) else ''}sigma, opening or closing."
+        )
+    return HaloParams(buffer=halo or None)
+
+
 if TYPE_CHECKING:
     _FactoryBase = TilerFactory
 else:
@@ -152,17 +167,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
             request: Request,
             algorithm: Annotated[BaseAlgorithm | None, Depends(self.process_dependency)],
         ) -> HaloParams:
-            tilesize = request.query_params.get("tilesize")
-            if tilesize and tilesize.isdigit() and int(tilesize) > settings.max_tilesize:
-                raise BadRequestError(f"tilesize must be at most {settings.max_tilesize} (setting MAX_TILESIZE).")
-            halo = halo_of(algorithm)
-            if halo > settings.max_halo:
-                raise BadRequestError(
-                    f"These parameters need a {halo}-pixel halo, more than the server's limit of "
-                    f"{settings.max_halo} (setting MAX_HALO): lower "
-                    f"{'radius, ' if isinstance(algorithm, LocalOtsu) else ''}sigma, opening or closing."
-                )
-            return HaloParams(buffer=halo or None)
+            return tile_halo(settings, request, algorithm)
 
         return tile_params
 

@@ -29,6 +29,7 @@ __all__ = [
     "QUALITY_MASK_KEY",
     "QualityMask",
     "QualityMaskParams",
+    "ReaderOptions",
     "apply_quality_mask",
     "cog_mask_params",
     "masked_pixels",
@@ -169,6 +170,13 @@ def cog_mask_params(policy: SourcePolicy) -> type[DefaultDependency]:
             self.quality_mask = mask
 
     return CogQualityMaskParams
+
+
+@dataclass
+class ReaderOptions(_MaskReaderOptions):
+    """Reader options built in code (e.g. the `before` date of a change): a quality mask or none."""
+
+    quality_mask: QualityMask | None = None
 
 
 def apply_quality_mask(img: ImageData, mask: QualityMask, mask_img: ImageData) -> ImageData:

@@ -12,7 +12,7 @@ a few STAC API round trips. `OtsuSTACAPITilerFactory` plugs the backend into TiT
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
@@ -37,6 +37,7 @@ from titiler.core.factory import FactoryExtension, TilerFactory
 
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.areas import AreasExtension, NativeGrid
+from titiler_otsu.change import ChangeExtension, ChangePeriod, ChangeSources
 from titiler_otsu.errors import BadRequestError, SourceNotAllowedError, SourceNotFoundError
 from titiler_otsu.factory import OtsuAnalyticsMixin, _parse_bbox
 from titiler_otsu.grid import GridWindow, PixelGrid, tile_window
@@ -405,6 +406,36 @@ def stacapi_backend(
     return Backend
 
 
+def stacapi_change_sources(factory: Any) -> Callable[..., ChangeSources]:
+    """The two dates of a `/stacapi` change request: `before=`/`after=` over the same search filters."""
+    selection = Literal[PIXEL_SELECTION]  # type: ignore[valid-type]
+
+    def sources(
+        source: Annotated[str, Depends(factory.path_dependency)],
+        reader_params: Annotated[DefaultDependency, Depends(factory.reader_dependency)],
+        before: Annotated[str, Query(description="First date: STAC datetime or interval, e.g. 2020-03-01/2020-03-31.")],
+        after: Annotated[str, Query(description="Second date: STAC datetime or interval.")],
+        before_pixel_selection: Annotated[
+            selection | None, Query(description="Mosaic method of the first date (default: pixel_selection).")
+        ] = None,
+        after_pixel_selection: Annotated[
+            selection | None, Query(description="Mosaic method of the second date (default: pixel_selection).")
+        ] = None,
+    ) -> ChangeSources:
+        base = StacApiSource.from_key(source)
+        if base.datetime:
+            raise BadRequestError("Change endpoints compare two dates: give before= and after=, not datetime=.")
+        periods = []
+        for name, when, method in (("before", before, before_pixel_selection), ("after", after, after_pixel_selection)):
+            if not when.strip():
+                raise BadRequestError(f"{name} is empty: give a STAC datetime interval, e.g. 2020-03-01/2020-03-31.")
+            period = replace(base, datetime=when.strip(), pixel_selection=method or base.pixel_selection)
+            periods.append(ChangePeriod(name, period.key, reader_params))
+        return ChangeSources(periods[0], periods[1])
+
+    return sources
+
+
 def _api_url(settings: Settings, api: str | None) -> str:
     if api:
         if not settings.stac_api_allow_user_url:
@@ -472,7 +503,11 @@ class OtsuSTACAPITilerFactory(OtsuAnalyticsMixin, TilerFactory):
     add_viewer: bool = False
     add_ogc_maps: bool = False
     extensions: list[FactoryExtension] = field(
-        factory=lambda: [AreasExtension(grid_of=mosaic_grid), VectorsExtension()]
+        factory=lambda: [
+            AreasExtension(grid_of=mosaic_grid),
+            VectorsExtension(),
+            ChangeExtension(sources=stacapi_change_sources, grid_of=mosaic_grid),
+        ]
     )
 
     def info(self) -> None:
