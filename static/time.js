@@ -9,9 +9,9 @@ import { otsuTileLayer } from "./layers.js";
 const $ = (id) => document.getElementById(id);
 //: Change classes (server contract): 0 background at both dates, 1 at both, 2 gained, 3 lost.
 export const CHANGE_CLASSES = [
-  { cls: 2, name: "gained", colour: "#1a9850" },
-  { cls: 3, name: "lost", colour: "#d73027" },
-  { cls: 1, name: "stable", colour: "#74add1" },
+  { cls: 2, name: "gained", colour: "#2166ac" },
+  { cls: 3, name: "lost", colour: "#e6550d" },
+  { cls: 1, name: "stable", colour: "#a0aab4" },
 ];
 
 /** A day (`YYYY-MM-DD`) as a STAC datetime interval covering it (UTC). */
@@ -175,11 +175,40 @@ export function setupTime(ctx) {
     }
   }
 
+  /** Multi-class algorithms answer a transition matrix: one row per (before, after) class pair that occurs. */
+  function transitionTable(result, n) {
+    const wrap = document.createElement("div");
+    const title = document.createElement("div");
+    title.textContent = `AOI ${n}: ${$("change-before").value} → ${$("change-after").value} (class transitions)`;
+    const rows = (result.transitions || []).filter((t) => t.pixels > 0);
+    const unit = areaUnit(Math.max(0, ...rows.map((t) => t.area_m2)));
+    const table = document.createElement("table");
+    table.className = "areas transitions";
+    table.innerHTML = "<thead><tr><th>before → after</th><th>area</th><th>pixels</th></tr></thead>";
+    const tbody = document.createElement("tbody");
+    for (const t of rows) {
+      const tr = document.createElement("tr");
+      tr.dataset.before = t.before;
+      tr.dataset.after = t.after;
+      tr.dataset.areaM2 = t.area_m2;
+      for (const text of [`${t.before} → ${t.after}`, formatArea(t.area_m2, unit), t.pixels.toLocaleString()]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      tbody.append(tr);
+    }
+    table.append(tbody);
+    wrap.append(title, table);
+    return wrap;
+  }
+
   function changeTable(result, n) {
     const wrap = document.createElement("div");
     const title = document.createElement("div");
     title.textContent = `AOI ${n}: ${$("change-before").value} → ${$("change-after").value}`;
-    const classes = result.classes || [];
+    if (!(result.classes && result.classes.length)) return transitionTable(result, n);
+    const classes = result.classes;
     const unit = areaUnit(Math.max(0, ...classes.map((c) => c.area_m2)));
     const table = document.createElement("table");
     table.className = "areas change";

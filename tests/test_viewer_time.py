@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -16,7 +17,17 @@ from pyproj import Transformer
 
 from tests.conftest import SHARED_DATA
 from tests.live_server import live_server
-from tests.stac_time_fixtures import CRS, DATETIMES, GROWTH, SIZE, TIME_COLLECTION, TimeStack
+from tests.stac_time_fixtures import (
+    AOI_RECT,
+    CRS,
+    DATETIMES,
+    GROWTH,
+    SCL_MASK_VALUES,
+    SIZE,
+    TIME_COLLECTION,
+    TimeStack,
+    expected_area_m2,
+)
 from tests.test_viewer_browser import TIMEOUT_MS, Viewer, browser, npm_modules  # noqa: F401 - fixtures
 
 PREFIX = f"/stacapi/collections/{TIME_COLLECTION}"
@@ -51,7 +62,7 @@ def _fragment(time_stack: TimeStack, **extra: str) -> str:
         "map": f"11/{lat:.5f}/{lon:.5f}",
         **extra,
     }
-    return "&".join(f"{k}={v}" for k, v in state.items())
+    return "&".join(f"{k}={quote(str(v), safe='/,:')}" for k, v in state.items())
 
 
 @pytest.fixture
@@ -140,4 +151,60 @@ def test_drawn_area_gives_a_chart_of_class_area_over_time_and_a_click_shows_that
     assert newest_on_top[0] > 150, newest_on_top  # grey map under the drawn area, no mask
     assert newest_on_top[0] - that_date[0] > 60 and that_date[2] - that_date[0] > 80, (newest_on_top, that_date)
     assert "datetime=" in v.page.evaluate("location.hash")
+    assert not v.page_errors and not v.errors_text()
+
+
+def test_two_dates_give_the_change_layer_and_the_gained_and_lost_areas_of_the_drawn_area(
+    time_viewer, time_server, time_stack
+) -> None:
+    mask = {"mask_asset": "SCL", "mask_values": ",".join(map(str, SCL_MASK_VALUES))}
+    aoi = time_stack.polygon()["geometry"]
+    v = time_viewer(_fragment(time_stack, aoi=json.dumps([aoi]), **mask))
+    _wait_mask(v)
+    v.page.wait_for_function("document.body.dataset.timeseriesComputed", timeout=TIMEOUT_MS)
+    # the dates default to the first and last of the series
+    assert v.page.input_value("#change-before") == DATETIMES[0][:10]
+    assert v.page.input_value("#change-after") == DATETIMES[3][:10]
+    gained_spot = _lonlat(time_stack, 270, 90)  # GROWTH, clear of CLOUD_A: water from 2020-04-17 on
+    without = _pixel(v, gained_spot)
+
+    # pick the 2020-04-17 marker on the chart, use it as the after date, show the change
+    v.page.locator("#timeseries-chart circle.date-marker").nth(1).click()
+    v.page.click("#use-after")
+    assert v.page.input_value("#change-after") == DATETIMES[1][:10]
+    before = len(v.responses)
+    v.page.click("#show-change")
+    v.page.wait_for_function("document.body.dataset.changeLoaded", timeout=TIMEOUT_MS)
+    v.page.wait_for_selector("#change-areas table.change", timeout=TIMEOUT_MS)
+    v.page.wait_for_timeout(600)
+    tiles = [(s, u) for s, u in v.responses[before:] if "/change/tiles/WebMercatorQuad/" in u]
+    assert tiles and all(s == 200 for s, _ in tiles), tiles
+    q = httpx.URL(tiles[0][1]).params
+    assert q["before"].startswith(DATETIMES[0][:10]) and q["after"].startswith(DATETIMES[1][:10])
+    assert q["mask_asset"] == "SCL" and "datetime" not in q
+    v.screenshot("viewer_change.png")
+    with_change = _pixel(v, gained_spot)
+    # gained is drawn blue (#2166ac over the map): red falls, blue stays well above red
+    assert without[0] - with_change[0] > 60 and with_change[2] - with_change[0] > 80, (without, with_change)
+
+    shown = {
+        int(row.get_attribute("data-class")): float(row.get_attribute("data-area-m2"))
+        for row in v.page.locator("#change-areas tr[data-class]").all()
+    }
+    api = httpx.post(
+        f"{time_server}{PREFIX}/change/areas",
+        params={"assets": "B08", "algorithm": "otsu", "algorithm_params": json.dumps(WATER), **mask,
+                "before": q["before"], "after": q["after"]},
+        json={"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": aoi}]},
+        timeout=120,
+    )  # fmt: skip
+    assert api.status_code == 200, api.text
+    expected = {c["class"]: c["area_m2"] for c in api.json()["features"][0]["properties"]["classes"]}
+    assert shown == {k: pytest.approx(expected[k]) for k in (1, 2, 3)}
+    r0, r1, c0, c1 = AOI_RECT
+    aoi_px = np.zeros((SIZE, SIZE), bool)
+    aoi_px[r0:r1, c0:c1] = True
+    change = time_stack.change(0, 1)
+    assert shown[2] == pytest.approx(expected_area_m2((change == 2) & aoi_px), rel=0.005)
+    assert shown[3] == pytest.approx(expected_area_m2((change == 3) & aoi_px), abs=1.0)
     assert not v.page_errors and not v.errors_text()
