@@ -4,15 +4,26 @@ pandas DataFrame equal to the server's JSON rows."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
 import httpx
 import morecantile
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from tests.stac_time_fixtures import DATETIMES, ITEM_IDS, SCL_MASK_VALUES, TIME_COLLECTION, TimeStack
+from tests.stac_time_fixtures import (
+    DATETIMES,
+    GROWTH,
+    INTERVALS,
+    ITEM_IDS,
+    SCL_MASK_VALUES,
+    TIME_COLLECTION,
+    TimeStack,
+)
 from titiler_otsu.notebook import OtsuClientError, StacApiClient, TileClient, timeseries_frame
 
 WATER = {"invert": True, "scope": "fixed", "threshold": 2000}
@@ -67,3 +78,36 @@ def test_stacapi_client_layers_point_at_the_servers_tiles(stack_collection, time
     assert json.loads(httpx.URL(url).params["algorithm_params"]) == WATER
     r = httpx.get(url, timeout=60)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+
+
+GAINED_RGBA = (33, 102, 172, 230)
+
+
+def _tile_pixels(layer, lonlat: tuple[float, float]) -> np.ndarray:
+    t = morecantile.tms.get("WebMercatorQuad").tile(*lonlat, 11)
+    url = layer.tiles.replace("{z}", str(t.z)).replace("{x}", str(t.x)).replace("{y}", str(t.y))
+    r = httpx.get(url, timeout=120)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA")).reshape(-1, 4)
+
+
+def _growth_lonlat(time_stack: TimeStack) -> tuple[float, float]:
+    ring = time_stack.polygon(GROWTH)["geometry"]["coordinates"][0]
+    return sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)
+
+
+def test_stacapi_change_layer_tiles_show_the_lake_growing(stack_collection, time_stack) -> None:
+    layer = stack_collection.change_layer(INTERVALS[0], INTERVALS[1], "otsu", WATER, assets="B08")
+    assert f"/stacapi/collections/{TIME_COLLECTION}/change/tiles/WebMercatorQuad/" in layer.tiles
+    pixels = _tile_pixels(layer, _growth_lonlat(time_stack))
+    assert (pixels == GAINED_RGBA).all(axis=1).sum() > 1000  # GROWTH: thousands of gained pixels
+
+
+def test_tile_client_change_layer_compares_two_cogs(time_stack) -> None:
+    after = json.loads(time_stack.items[1].read_text())["assets"]["B08"]["href"].removeprefix("file://")
+    before = json.loads(time_stack.items[0].read_text())["assets"]["B08"]["href"].removeprefix("file://")
+    with TileClient(after, allow=[time_stack.directory]) as client:
+        layer = client.change_layer(before, "otsu", WATER)
+        assert "/cog/change/tiles/WebMercatorQuad/" in layer.tiles and "before_url=" in layer.tiles
+        pixels = _tile_pixels(layer, _growth_lonlat(time_stack))
+    assert (pixels == GAINED_RGBA).all(axis=1).sum() > 1000
