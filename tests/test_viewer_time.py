@@ -5,6 +5,8 @@ STAC API is a real `rustac serve` of the four-date stack: a drawn area's class a
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -28,11 +30,12 @@ from tests.stac_time_fixtures import (
     TimeStack,
     expected_area_m2,
 )
-from tests.test_viewer_browser import TIMEOUT_MS, Viewer, browser, npm_modules  # noqa: F401 - fixtures
+from tests.test_viewer_browser import OUTPUT, REPO, TIMEOUT_MS, Viewer, browser, npm_modules  # noqa: F401 - fixtures
 
 PREFIX = f"/stacapi/collections/{TIME_COLLECTION}"
 WATER = {"invert": True, "scope": "fixed", "threshold": 2000}
 RANGE = "2020-01-01/2020-12-31"
+README_TIME_SCREENSHOT = REPO / "docs" / "viewer_time.png"
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +186,9 @@ def test_two_dates_give_the_change_layer_and_the_gained_and_lost_areas_of_the_dr
     assert q["before"].startswith(DATETIMES[0][:10]) and q["after"].startswith(DATETIMES[1][:10])
     assert q["mask_asset"] == "SCL" and "datetime" not in q
     v.screenshot("viewer_change.png")
+    if os.environ.get("TITILER_OTSU_UPDATE_SCREENSHOT"):
+        README_TIME_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copy(OUTPUT / "viewer_change.png", README_TIME_SCREENSHOT)
     with_change = _pixel(v, gained_spot)
     # gained is drawn blue (#2166ac over the map): red falls, blue stays well above red
     assert without[0] - with_change[0] > 60 and with_change[2] - with_change[0] > 80, (without, with_change)
