@@ -116,7 +116,7 @@ def bench_areas(client: httpx.Client, base: str, demo: Path, rounds: int) -> dic
     for name, (path, bidx, feature, algo) in cases.items():
         params = {"url": str(path), "bidx": bidx, **algo}
         ms, r = _median_ms(client, "POST", f"{base}/cog/areas", rounds, params=params, json=feature)
-        res = r.json()["features"][0]
+        res = r.json()["features"][0]["properties"]
         out[name] = {
             "median_ms": ms,
             "pixels": res["pixels"],
@@ -132,7 +132,7 @@ def bench_areas_decimated(client: httpx.Client, base: str, demo: Path, rounds: i
     feature = _square(*_centre(demo), 20_000)
     params = {"url": str(demo), "bidx": 4, "algorithm": "otsu", "algorithm_params": '{"invert": true}'}
     ms, r = _median_ms(client, "POST", f"{base}/cog/areas", rounds, params=params, json=feature)
-    res = r.json()["features"][0]
+    res = r.json()["features"][0]["properties"]
     return {
         "demo B08, 400 km2, limit 1e6 px": {
             "median_ms": ms,

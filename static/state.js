@@ -1,7 +1,7 @@
 // The viewer's state lives in the URL fragment, so any view is a shareable link.
 
 const KEYS = ["kind", "url", "collection", "datetime", "api", "band", "expression", "algorithm",
-  "params", "imagery", "opacity", "outlines", "map", "aoi"];
+  "params", "imagery", "opacity", "outlines", "map", "aoi", "mask_asset", "mask_values", "mask_bits"];
 
 /** State from `location.hash` (strings; `params` and `aoi` parsed from JSON). */
 export function readState() {

@@ -7,6 +7,7 @@ import { classOf, drawHistogram, formatValue, histogramQuantile } from "./histog
 import { otsuTileLayer, vectorLayer } from "./layers.js";
 import { ParamsForm } from "./params.js";
 import { readState, writeState } from "./state.js";
+import { setupTime } from "./time.js";
 
 const CONFIG = window.OTSU_CONFIG || { families: ["cog"], palettes: {} };
 const $ = (id) => document.getElementById(id);
@@ -71,6 +72,7 @@ const app = {
 window.otsuViewer = { map, app };  // for debugging and the browser test
 
 const params = new ParamsForm($("params"), () => update());
+let time = { sourceChanged() {}, aoisChanged() {} };  // the Time section (STAC API sources), set up in init()
 
 // ---------------------------------------------------------------- current choices
 function currentBand() {
@@ -87,7 +89,16 @@ function maskEntries(paramsOverride) {
   const p = paramsOverride || params.values();
   const entries = [...sourceEntries(app.source), ...currentBand().entries, ["algorithm", algorithmId()]];
   if (Object.keys(p).length) entries.push(["algorithm_params", JSON.stringify(p)]);
-  return entries;
+  return [...entries, ...qualityMaskEntries()];
+}
+
+/** `mask_asset` + `mask_values` / `mask_bits` (STAC sources): those pixels become nodata. */
+function qualityMaskEntries() {
+  if (!app.source || app.source.kind === "cog") return [];
+  const asset = $("mask-asset").value.trim();
+  if (!asset) return [];
+  return [["mask_asset", asset], ["mask_values", $("mask-values").value.trim()], ["mask_bits", $("mask-bits").value.trim()]]
+    .filter(([, v]) => v);
 }
 
 function nClasses() {
@@ -111,6 +122,8 @@ function saveState() {
     imagery: $("imagery-select").value,
     opacity: $("mask-opacity").value,
     outlines: $("outlines").checked ? "1" : "",
+    mask_asset: $("mask-asset").value.trim(), mask_values: $("mask-values").value.trim(),
+    mask_bits: $("mask-bits").value.trim(),
     map: `${map.getZoom()}/${c.lat.toFixed(5)}/${c.lng.toFixed(5)}`,
     aoi: app.aois.getLayers().length
       ? app.aois.getLayers().map((l) => roundCoords(l.toGeoJSON().geometry)) : null,
@@ -195,6 +208,8 @@ async function openSource(source, { fit }) {
   } catch (err) {
     if (!source.bounds) showError("Source", `no TileJSON for this source: ${err.message}`);
   }
+  time.sourceChanged();
+  $("quality-mask").hidden = source.kind === "cog";
   $("source-info").textContent = source.bounds
     ? `${source.title || ""} · bounds ${source.bounds.map((v) => v.toFixed(3)).join(", ")}` : (source.title || "");
   if (fit && source.bounds) {
@@ -419,6 +434,7 @@ export function parseAreas(body) {
 }
 
 async function computeAreas() {
+  time.aoisChanged();
   const layers = app.aois.getLayers();
   const box = $("areas");
   clearErrors("Areas");
@@ -556,6 +572,7 @@ function wire() {
     saveState();
   });
   $("outlines").addEventListener("change", () => update());
+  for (const id of ["mask-asset", "mask-values", "mask-bits"]) $(id).addEventListener("change", () => update());
   $("lock-threshold").addEventListener("click", () => lockThreshold());
   for (const button of document.querySelectorAll("button[data-copy]")) {
     button.addEventListener("click", async () => {
@@ -572,6 +589,7 @@ function wire() {
 async function init() {
   wire();
   setupDrawing();
+  time = setupTime({ map, app, maskEntries, update: () => update(), showError, clearErrors, palette });
   const state = readState();
   let sources = [], algorithms = { algorithms: [] };
   try {
@@ -595,6 +613,9 @@ async function init() {
   if (state.opacity) $("mask-opacity").value = state.opacity;
   $("outlines").checked = state.outlines === "1";
   if (state.expression) $("expression").value = state.expression;
+  $("mask-asset").value = state.mask_asset || "";
+  $("mask-values").value = state.mask_values || "";
+  $("mask-bits").value = state.mask_bits || "";
   if (state.band) $("band-select").dataset.wanted = state.band;
   restoreAois(state.aoi);
 

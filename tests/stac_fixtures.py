@@ -140,8 +140,8 @@ def rustac_executable() -> str:
     return found
 
 
-def start_rustac(items: list[Path], port: int) -> subprocess.Popen:
-    """Start `rustac serve ITEMS --addr 127.0.0.1:PORT` and wait until it answers."""
+def start_rustac(items: list[Path], port: int, collection: str = COLLECTION) -> subprocess.Popen:
+    """Start `rustac serve ITEMS --addr 127.0.0.1:PORT` and wait until `collection` answers."""
     proc = subprocess.Popen(
         [rustac_executable(), "serve", *map(str, items), "--addr", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
@@ -152,7 +152,7 @@ def start_rustac(items: list[Path], port: int) -> subprocess.Popen:
         if proc.poll() is not None:
             raise RuntimeError(f"rustac serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/collections/{COLLECTION}", timeout=1):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/collections/{collection}", timeout=1):
                 return proc
         except OSError:
             time.sleep(0.1)

@@ -83,10 +83,16 @@ def naip_threshold() -> float:
         return float(threshold_otsu(ds.read(4)))
 
 
+def _results(body: dict) -> list[dict]:
+    """Per-feature results: the `properties` of the answered FeatureCollection."""
+    assert body["type"] == "FeatureCollection"
+    return [f["properties"] for f in body["features"]]
+
+
 def test_water_pixels_and_area_match_independent_rasterio_count(client, naip_threshold) -> None:
     r = _post(client, _feature(LAKE), scope="fixed", threshold=naip_threshold, invert=True)
     assert r.status_code == 200, r.text
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     band, inside, _, _ = _native_mask(NAIP, LAKE)
     water = int((inside & (band <= naip_threshold)).sum())
     classes = {c["class"]: c for c in res["classes"]}
@@ -106,15 +112,15 @@ def test_water_pixels_and_area_match_independent_rasterio_count(client, naip_thr
 def test_dataset_scope_uses_the_dataset_threshold(client, naip_threshold) -> None:
     fixed = _post(client, _feature(LAKE), scope="fixed", threshold=naip_threshold, invert=True).json()
     dataset = _post(client, _feature(LAKE), invert=True).json()
-    assert dataset["scope"] == "dataset" and dataset["features"][0]["thresholds"] == [naip_threshold]
-    assert dataset["features"][0]["classes"] == fixed["features"][0]["classes"]
+    assert dataset["scope"] == "dataset" and _results(dataset)[0]["thresholds"] == [naip_threshold]
+    assert _results(dataset)[0]["classes"] == _results(fixed)[0]["classes"]
 
 
 def test_no_algorithm_defaults_to_dataset_otsu(client, naip_threshold) -> None:
     r = _post(client, _feature(LAKE), algorithm=None)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["algorithm"] == "otsu" and body["features"][0]["thresholds"] == [naip_threshold]
+    assert body["algorithm"] == "otsu" and _results(body)[0]["thresholds"] == [naip_threshold]
 
 
 def test_sigma_halo_gives_whole_image_classes_inside_the_polygon(client) -> None:
@@ -122,13 +128,13 @@ def test_sigma_halo_gives_whole_image_classes_inside_the_polygon(client) -> None
     smoothed = masked_gaussian(band, np.ones_like(band, bool), 2.0)
     expected = int((inside & (smoothed <= 90)).sum())
     r = _post(client, _feature(LAKE), scope="fixed", threshold=90, sigma=2, invert=True)
-    classes = {c["class"]: c["pixels"] for c in r.json()["features"][0]["classes"]}
+    classes = {c["class"]: c["pixels"] for c in _results(r.json())[0]["classes"]}
     assert classes[1] == expected
 
 
 def test_multiotsu_reports_every_class_and_fractions_sum_to_one(client) -> None:
     r = _post(client, _feature(LAKE), algorithm="multiotsu", classes=4)
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     assert [c["class"] for c in res["classes"]] == [0, 1, 2, 3] and len(res["thresholds"]) == 3
     assert sum(c["fraction"] for c in res["classes"]) == pytest.approx(1.0)
     assert sum(c["area_m2"] for c in res["classes"]) == pytest.approx(res["area_m2"])
@@ -139,15 +145,35 @@ def test_feature_collection_gives_one_entry_per_feature_in_order(client) -> None
     small = _box(-99.16, 47.01, -99.155, 47.014)
     fc = {"type": "FeatureCollection", "features": [_feature(LAKE, "lake"), _feature(small, 7)]}
     r = _post(client, fc, invert=True)
-    feats = r.json()["features"]
+    feats = _results(r.json())
     assert [(f["index"], f["id"]) for f in feats] == [(0, "lake"), (1, 7)]
     assert feats[0]["pixels"] > feats[1]["pixels"] > 0
+
+
+def test_answer_is_the_input_feature_collection_with_results_in_properties(client) -> None:
+    small = _box(-99.16, 47.01, -99.155, 47.014)
+    lake = {**_feature(LAKE, "lake"), "properties": {"name": "Lake", "classes": "input value"}}
+    r = _post(client, {"type": "FeatureCollection", "features": [lake, _feature(small, 7)]}, invert=True)
+    body = r.json()
+    assert body["type"] == "FeatureCollection" and body["algorithm"] == "otsu" and body["scope"] == "dataset"
+    first, second = body["features"]
+    assert first["type"] == "Feature" and first["id"] == "lake" and second["id"] == 7
+    assert first["geometry"] == json.loads(json.dumps(LAKE)) and second["geometry"] == json.loads(json.dumps(small))
+    # the input's own properties are kept; results (same keys as before) win over clashing names
+    assert first["properties"]["name"] == "Lake" and isinstance(first["properties"]["classes"], list)
+    expected = {"index", "id", "classes", "thresholds", "pixels", "nodata_pixels", "area_m2", "polygon_area_m2",
+                "coverage", "outside_source", "resolution_m", "pixel_area_m2", "decimation", "overview", "repaired",
+                "masked_pixels", "masked_area_m2", "notes"}  # fmt: skip
+    assert expected <= set(second["properties"]) and second["properties"]["masked_pixels"] == 0
+    one = _post(client, _feature(small, 7), invert=True).json()  # a single Feature: a collection of one
+    assert one["type"] == "FeatureCollection" and len(one["features"]) == 1
+    assert one["features"][0]["properties"]["classes"] == second["properties"]["classes"]
 
 
 def test_geometry_outside_source_is_zero_pixels_with_flag(client) -> None:
     r = _post(client, _feature(_box(-30.0, 40.0, -29.9, 40.1)), invert=True)
     assert r.status_code == 200, r.text
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     assert res["outside_source"] is True and res["pixels"] == 0 and res["coverage"] == 0
     assert [c["pixels"] for c in res["classes"]] == [0, 0] and res["area_m2"] == 0
     assert any("does not overlap" in n for n in res["notes"])
@@ -156,7 +182,7 @@ def test_geometry_outside_source_is_zero_pixels_with_flag(client) -> None:
 def test_world_sized_polygon_counts_the_whole_source_and_its_true_area(client) -> None:
     r = _post(client, _feature(_box(-180, -85, 180, 85)), scope="fixed", threshold=91, invert=True)
     assert r.status_code == 200, r.text
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     with rasterio.open(NAIP) as ds:
         assert res["pixels"] == ds.width * ds.height and res["decimation"] == 1
     r_authalic = 6371007.2  # band area on the authalic sphere (latitudes differ by < 0.2 %)
@@ -174,7 +200,7 @@ def test_polygon_partly_outside_counts_the_inside_part_and_reports_coverage(clie
         w, s, e, n = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
     geom = _box(e - 0.01, 47.02, e + 0.01, 47.025)
     r = _post(client, _feature(geom), scope="fixed", threshold=91, invert=True)
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     _, inside, _, _ = _native_mask(NAIP, geom)
     assert res["outside_source"] is False and res["pixels"] == int(inside.sum()) > 0
     assert 0.3 < res["coverage"] < 0.7 and any("outside the source" in n for n in res["notes"])
@@ -189,7 +215,7 @@ def test_nodata_pixels_in_polygon_are_counted_apart(client) -> None:
     geom = _box(w + 0.05, s + 0.3, w + 0.35, s + 0.45)
     band, inside, _, _ = _native_mask(B08, geom)
     r = _post(client, _feature(geom), path=B08, bidx=1, scope="fixed", threshold=3049)
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     nodata = int((inside & (band == 0)).sum())
     assert nodata > 0 and res["nodata_pixels"] == nodata
     assert res["pixels"] == int((inside & (band != 0)).sum())
@@ -202,7 +228,7 @@ def test_self_intersecting_polygon_is_repaired(client, naip_threshold) -> None:
     bowtie = {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y1], [x1, y0], [x0, y1], [x0, y0]]]}
     r = _post(client, _feature(bowtie), scope="fixed", threshold=naip_threshold, invert=True)
     assert r.status_code == 200, r.text
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     assert res["repaired"] is True and any("Self-intersection" in n for n in res["notes"])
     two_triangles = {
         "type": "MultiPolygon",
@@ -264,11 +290,11 @@ def test_halo_beyond_the_limit_is_400(client) -> None:
 
 
 def test_aoi_beyond_pixel_limit_reads_decimated_overview_and_says_so(settings, client) -> None:
-    native = _post(client, _feature(LAKE), scope="fixed", threshold=91, invert=True).json()["features"][0]
+    native = _post(client, _feature(LAKE), scope="fixed", threshold=91, invert=True).json()["features"][0]["properties"]
     small = TestClient(create_app(settings.model_copy(update={"max_aoi_pixels": 20_000})))
     r = small.post("/cog/areas", params=_params(scope="fixed", threshold=91, invert=True), json=_feature(LAKE))
     assert r.status_code == 200, r.text
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     d = res["decimation"]
     assert res["overview"] is True and d >= 3 and any("MAX_AOI_PIXELS" in n for n in res["notes"])
     assert res["resolution_m"] == pytest.approx(5.0 * d, rel=1e-3)
@@ -288,7 +314,7 @@ def test_geographic_source_gives_geodesic_areas(client, make_cog) -> None:
     )
     box = (10.05, 59.75, 10.25, 59.95)  # on pixel edges: 200 x 200 pixels
     r = client.post("/cog/areas", params=_params(path, 1, scope="fixed", threshold=5), json=_feature(_box(*box)))
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     assert res["pixels"] == 200 * 200 and res["classes"][1]["pixels"] == 200 * 200
     assert res["area_m2"] == pytest.approx(_lonlat_rectangle_area(*box), rel=1e-7)
 
@@ -304,7 +330,7 @@ def test_web_mercator_source_area_is_not_inflated(client, make_cog) -> None:
     w, n = tms.lnglat(x0 + 50 * px, y0 - 50 * px)
     e, s = tms.lnglat(x0 + 250 * px, y0 - 250 * px)
     r = client.post("/cog/areas", params=_params(path, 1, scope="fixed", threshold=5), json=_feature(_box(w, s, e, n)))
-    (res,) = r.json()["features"]
+    (res,) = _results(r.json())
     assert res["pixels"] == 200 * 200
     truth = _lonlat_rectangle_area(w, s, e, n)
     assert res["area_m2"] == pytest.approx(truth, rel=1e-7)

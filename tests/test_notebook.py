@@ -109,8 +109,8 @@ def test_threshold_and_areas_match_the_http_api(naip_client, client) -> None:
         params={"url": str(NAIP), "bidx": 4, "algorithm": "otsu", "algorithm_params": json.dumps(WATER)},
         json={"type": "Feature", "properties": {}, "geometry": POLYGON},
     ).json()
-    assert areas["features"][0]["classes"] == api["features"][0]["classes"]
-    water = next(c for c in areas["features"][0]["classes"] if c["class"] == 1)
+    assert areas["features"][0]["properties"]["classes"] == api["features"][0]["properties"]["classes"]
+    water = next(c for c in areas["features"][0]["properties"]["classes"] if c["class"] == 1)
     assert water["area_m2"] > 1e5
 
 

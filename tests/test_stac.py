@@ -231,7 +231,7 @@ def test_areas_and_vectors_work_on_an_item(stac_client, stac_items) -> None:
     params = _item(stac_items, expression=NDWI, algorithm="otsu")
     r = stac_client.post("/stac/areas", params=params, json=poly)
     assert r.status_code == 200, r.text
-    (feature,) = r.json()["features"]
+    (feature,) = [f["properties"] for f in r.json()["features"]]
     assert sum(c["fraction"] for c in feature["classes"]) == pytest.approx(1.0)
     assert feature["thresholds"] == stac_client.get("/stac/threshold", params=params).json()["thresholds"]
     t = TMS.tile(*CENTRE, 10)

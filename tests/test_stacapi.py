@@ -307,7 +307,7 @@ def test_areas_and_vectors_work_across_two_items(stac_client) -> None:
     params = _q(expression=NDWI, algorithm="otsu", algorithm_params={"scope": "fixed", "threshold": -0.1})
     r = stac_client.post(f"{PREFIX}/areas", params=params, json=poly)
     assert r.status_code == 200, r.text
-    (feature,) = r.json()["features"]
+    (feature,) = [f["properties"] for f in r.json()["features"]]
     assert feature["coverage"] > 0.99 and feature["nodata_pixels"] == 0
     assert feature["area_m2"] == pytest.approx(feature["polygon_area_m2"], rel=0.01)
     url, _ = _tile(10, *ITEM1_EAST_EDGE)

@@ -384,7 +384,7 @@ def test_drawn_rectangle_shows_the_class_areas_of_the_areas_endpoint(open_viewer
         timeout=60,
     )
     assert api.status_code == 200, api.text
-    expected = {c["class"]: c["area_m2"] for c in api.json()["features"][0]["classes"]}
+    expected = {c["class"]: c["area_m2"] for c in api.json()["features"][0]["properties"]["classes"]}
     assert shown.keys() == expected.keys()
     for k, area in expected.items():
         assert shown[k] == pytest.approx(area)

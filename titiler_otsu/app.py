@@ -14,6 +14,8 @@ from titiler.core.factory import TMSFactory
 import titiler_otsu
 from titiler_otsu.algorithm_routes import OtsuAlgorithmFactory
 from titiler_otsu.algorithms import otsu_algorithms
+from titiler_otsu.areas import AreasExtension
+from titiler_otsu.change import ChangeExtension, cog_change_sources
 from titiler_otsu.datasets import apply_gdal_config, configure_dataset_cache
 from titiler_otsu.dependencies import path_dependency
 from titiler_otsu.errors import add_error_handlers
@@ -25,11 +27,13 @@ from titiler_otsu.limits import (
     gdal_http_environment,
     request_guard,
 )
+from titiler_otsu.masking import cog_mask_params
 from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings, default_cache_dir
 from titiler_otsu.sources import SourcePolicy
 from titiler_otsu.stac_routes import mount_stac
+from titiler_otsu.vectors import VectorsExtension
 from titiler_otsu.viewer import mount_viewer
 
 
@@ -106,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cog = OtsuTilerFactory(
         router_prefix="/cog",
         path_dependency=path_dependency(policy),
+        reader_dependency=cog_mask_params(policy),
+        extensions=[AreasExtension(), VectorsExtension(), ChangeExtension(sources=cog_change_sources(policy))],
         settings=settings,
         algorithm_registry=registry,
     )

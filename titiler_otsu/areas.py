@@ -14,7 +14,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import rasterio
@@ -39,11 +39,12 @@ from titiler.core.factory import FactoryExtension
 from titiler_otsu.algorithms import SegmentationAlgorithm, halo_of
 from titiler_otsu.algorithms.otsu import Otsu
 from titiler_otsu.errors import BadRequestError
+from titiler_otsu.masking import removed_pixels
 
 if TYPE_CHECKING:
     from titiler_otsu.factory import OtsuAnalyticsMixin
 
-__all__ = ["AreasExtension", "AreasResponse", "cached_transformer", "segmentation_algorithm"]
+__all__ = ["AreasExtension", "AreasResponse", "cached_transformer", "feature_collection", "segmentation_algorithm"]
 
 #: Blocks whose true area is measured: one row by 16 columns of read pixels. A pixel's
 #: area is taken constant within its block. Along a row it varies very little in the
@@ -116,17 +117,51 @@ class FeatureAreas(BaseModel):
     decimation: int = Field(description="Source pixels per pixel read, per axis (1 = native resolution).")
     overview: bool = Field(description="True when the AOI was too large and a decimated overview was read.")
     repaired: bool = Field(description="True when an invalid (e.g. self-intersecting) polygon was repaired.")
+    masked_pixels: int = Field(
+        0, description="Pixels in the polygon with data that the quality mask removed (part of nodata_pixels)."
+    )
+    masked_area_m2: float = Field(0.0, description="True ground area of the masked pixels.")
     notes: list[str] = Field(default_factory=list)
 
 
+class AreaProperties(FeatureAreas):
+    """`properties` of an answered feature: the input feature's own properties, then the results."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class AreaResultFeature(BaseModel):
+    """One input feature (its geometry as given) with the results under `properties`."""
+
+    type: Literal["Feature"] = "Feature"
+    id: int | float | str | None = None
+    geometry: dict[str, Any] | None
+    properties: AreaProperties
+
+
 class AreasResponse(BaseModel):
-    """Response of `POST /areas`: one entry per input feature, in order."""
+    """Response of `POST /areas`: a GeoJSON FeatureCollection of the input features, in order.
 
-    model_config = ConfigDict(extra="forbid")
+    `algorithm` and `scope` are foreign members of the collection.
+    """
 
+    type: Literal["FeatureCollection"] = "FeatureCollection"
     algorithm: str
     scope: str
-    features: list[FeatureAreas]
+    features: list[AreaResultFeature]
+
+
+def answer_feature(feature: AreaFeature, result: BaseModel) -> AreaResultFeature:
+    """The input feature with `result`'s keys merged into its properties (results win)."""
+    merged = {**(feature.properties or {}), **result.model_dump(by_alias=True)}
+    geometry = feature.geometry.model_dump(exclude_none=True) if feature.geometry is not None else None
+    return AreaResultFeature(id=feature.id, geometry=geometry, properties=AreaProperties(**merged))
+
+
+def feature_collection(algorithm: str, scope: str, features: list[AreaFeature], results: list[Any]) -> AreasResponse:
+    """`AreasResponse` of the input features and their results (same order)."""
+    answered = [answer_feature(f, r) for f, r in zip(features, results, strict=True)]
+    return AreasResponse(algorithm=algorithm, scope=scope, features=answered)
 
 
 # ---------------------------------------------------------------------- algorithm
@@ -333,11 +368,36 @@ def _empty_classes(n: int) -> list[ClassArea]:
     return [ClassArea(class_=k, pixels=0, fraction=0.0, area_m2=0.0) for k in range(n)]
 
 
-def measure_feature(job: AreaJob, index: int, feature: AreaFeature) -> FeatureAreas:
-    """Class pixels and true areas of one feature."""
+@dataclass
+class FeaturePlan:
+    """A feature prepared for reading: the result so far, and (if it meets the source) where to read.
+
+    Attributes:
+        result: `FeatureAreas` fields known before reading (pixels still 0).
+        plan: the read, None when nothing is to be read.
+        in_polygon: (height, width) pixels of the read (halo excluded) whose centre is inside.
+        areas, row_starts, col_starts: true pixel area per `AREA_BLOCK` block (`block_pixel_areas`).
+
+    """
+
+    result: dict[str, Any]
+    plan: AoiRead | None = None
+    in_polygon: np.ndarray | None = None
+    areas: np.ndarray | None = None
+    row_starts: np.ndarray | None = None
+    col_starts: np.ndarray | None = None
+
+    def measure(self, pixels: np.ndarray) -> tuple[int, float]:
+        """Pixel count and true area (m²) of a (height, width) bool raster of the read."""
+        assert self.areas is not None and self.row_starts is not None and self.col_starts is not None
+        per_block = _block_counts(pixels, self.row_starts, self.col_starts)
+        return int(per_block.sum()), float((per_block * self.areas).sum())
+
+
+def plan_feature(job: AreaJob, index: int, feature: AreaFeature, n_classes: int) -> FeaturePlan:
+    """Repair, clip and project a feature; plan its read on the job's grid; its pixel areas."""
     if feature.geometry is None:
         raise BadRequestError(f"Feature {index} has no geometry: give a Polygon or MultiPolygon in lon/lat.")
-    n_classes = job.algorithm.n_classes
     notes: list[str] = []
     geom, reason = repair(shapely.geometry.shape(feature.geometry.model_dump(exclude_none=True)))
     if reason:
@@ -372,7 +432,7 @@ def measure_feature(job: AreaJob, index: int, feature: AreaFeature) -> FeatureAr
         clipped = _polygonal(projected)
     if clipped.is_empty or clipped.area == 0:
         notes.append("The polygon does not overlap the source: no pixels.")
-        return FeatureAreas(**result)
+        return FeaturePlan(result)
 
     result["outside_source"] = False
     to_lonlat = cached_transformer(job.grid.crs.to_wkt(), "EPSG:4326")
@@ -383,7 +443,7 @@ def measure_feature(job: AreaJob, index: int, feature: AreaFeature) -> FeatureAr
 
     plan = plan_read(clipped, job.grid, job.algorithm.halo, job.max_pixels)
     if plan.width == 0 or plan.height == 0:
-        return FeatureAreas(**result)
+        return FeaturePlan(result)
     if plan.decimation > 1:
         result["overview"] = True
         result["decimation"] = plan.decimation
@@ -392,47 +452,74 @@ def measure_feature(job: AreaJob, index: int, feature: AreaFeature) -> FeatureAr
             f"read at 1/{plan.decimation} resolution (an overview); areas are approximate, and pixel-based "
             "parameters (sigma, opening, closing) apply to the coarser pixels."
         )
+    shape = (plan.height, plan.width)
+    transform = plan.transform(job.grid)
+    in_polygon = geometry_mask([clipped], out_shape=shape, transform=transform, invert=True)
+    centroid = inside_lonlat.centroid
+    areas, row_starts, col_starts = block_pixel_areas(transform, job.grid.crs, shape, (centroid.x, centroid.y))
+    npix = np.diff(np.r_[row_starts, shape[0]])[:, None] * np.diff(np.r_[col_starts, shape[1]])
+    mean_pixel_area = float((areas * npix).sum() / npix.sum())
+    result["pixel_area_m2"] = mean_pixel_area
+    result["resolution_m"] = math.sqrt(mean_pixel_area)
+    return FeaturePlan(result, plan, in_polygon, areas, row_starts, col_starts)
 
-    img = job.src.part(
-        plan.read_bounds(job.grid),
-        dst_crs=job.grid.read_crs,
-        bounds_crs=job.grid.read_crs,
+
+def read_classes(
+    src: Any, algorithm: SegmentationAlgorithm, plan: AoiRead, grid: NativeGrid, read_options: dict[str, Any]
+) -> tuple[ImageData, np.ndarray | None]:
+    """The classes of a planned read (halo cropped) and the pixels the quality mask removed."""
+    img = src.part(
+        plan.read_bounds(grid),
+        dst_crs=grid.read_crs,
+        bounds_crs=grid.read_crs,
         width=plan.width + 2 * plan.halo,
         height=plan.height + 2 * plan.halo,
         max_size=None,
         align_bounds_with_dataset=True,
-        **job.read_options,
+        **read_options,
     )
     img.metadata = {**(img.metadata or {}), "halo": plan.halo}
-    out: ImageData = job.algorithm(img)
+    removed = removed_pixels(img)
+    out: ImageData = algorithm(img)
+    if removed is not None:
+        h = plan.halo
+        removed = removed[h : h + plan.height, h : h + plan.width]
+    return out, removed
+
+
+def measure_feature(job: AreaJob, index: int, feature: AreaFeature) -> FeatureAreas:
+    """Class pixels and true areas of one feature."""
+    n_classes = job.algorithm.n_classes
+    fp = plan_feature(job, index, feature, n_classes)
+    result = fp.result
+    if fp.plan is None or fp.in_polygon is None:
+        return FeatureAreas(**result)
+    out, removed = read_classes(job.src, job.algorithm, fp.plan, job.grid, job.read_options)
     classes = np.ma.getdata(out.array[0])
     valid = ~np.ma.getmaskarray(out.array[0])
-    transform = plan.transform(job.grid)
-    in_polygon = geometry_mask([clipped], out_shape=classes.shape, transform=transform, invert=True)
-
-    centroid = inside_lonlat.centroid
-    areas, row_starts, col_starts = block_pixel_areas(transform, job.grid.crs, classes.shape, (centroid.x, centroid.y))
-    inside = in_polygon & valid
-    counts = []
-    class_areas = []
-    for k in range(n_classes):
-        per_block = _block_counts(inside & (classes == k), row_starts, col_starts)
-        counts.append(int(per_block.sum()))
-        class_areas.append(float((per_block * areas).sum()))
-    total = sum(counts)
+    inside = fp.in_polygon & valid
+    measured = [fp.measure(inside & (classes == k)) for k in range(n_classes)]
+    total = sum(c for c, _ in measured)
     result["classes"] = [
         ClassArea(class_=k, pixels=c, fraction=c / total if total else 0.0, area_m2=a)
-        for k, (c, a) in enumerate(zip(counts, class_areas, strict=True))
+        for k, (c, a) in enumerate(measured)
     ]
     result["thresholds"] = _finite_or_none(list((out.metadata or {}).get("thresholds", [])))
     result["pixels"] = total
-    result["nodata_pixels"] = int((in_polygon & ~valid).sum())
-    result["area_m2"] = float(sum(class_areas))
-    npix = np.diff(np.r_[row_starts, classes.shape[0]])[:, None] * np.diff(np.r_[col_starts, classes.shape[1]])
-    mean_pixel_area = float((areas * npix).sum() / npix.sum())
-    result["pixel_area_m2"] = mean_pixel_area
-    result["resolution_m"] = math.sqrt(mean_pixel_area)
+    result["nodata_pixels"] = int((fp.in_polygon & ~valid).sum())
+    result["area_m2"] = float(sum(a for _, a in measured))
+    if removed is not None:
+        result["masked_pixels"], result["masked_area_m2"] = fp.measure(fp.in_polygon & removed)
     return FeatureAreas(**result)
+
+
+def check_feature_count(features: list[Any], limit: int) -> None:
+    """400 beyond `limit` features (setting MAX_AOI_FEATURES)."""
+    if len(features) > limit:
+        raise BadRequestError(
+            f"{len(features)} features given; at most {limit} per request (setting MAX_AOI_FEATURES). "
+            "Split the FeatureCollection into several requests."
+        )
 
 
 # ---------------------------------------------------------------------- extension
@@ -470,12 +557,7 @@ class AreasExtension(FactoryExtension):
             env: Annotated[dict, Depends(factory.environment_dependency)],
         ) -> AreasResponse:
             features = geojson.features if isinstance(geojson, FeatureCollection) else [geojson]
-            limit = factory.settings.max_aoi_features
-            if len(features) > limit:
-                raise BadRequestError(
-                    f"{len(features)} features given; at most {limit} per request (setting MAX_AOI_FEATURES). "
-                    "Split the FeatureCollection into several requests."
-                )
+            check_feature_count(features, factory.settings.max_aoi_features)
             segmentation = segmentation_algorithm(
                 factory, algorithm, src_path, reader_params, layer_params, dataset_params
             )
@@ -489,5 +571,4 @@ class AreasExtension(FactoryExtension):
                         max_pixels=factory.settings.max_aoi_pixels,
                     )
                     results = [measure_feature(job, i, f) for i, f in enumerate(features)]
-            scope = str(segmentation.scope)
-            return AreasResponse(algorithm=segmentation.algorithm_name(), scope=scope, features=results)
+            return feature_collection(segmentation.algorithm_name(), str(segmentation.scope), features, results)

@@ -24,7 +24,8 @@ def on_event_loop(dependency: Callable[..., Any]) -> Callable[..., Any]:
     FastAPI runs every sync dependency in the thread pool, a hand-over of ~0.25 ms each,
     and a tile request has ten of them. Pure parameter parsing (TiTiler's parameter
     classes, ours) never blocks, so it runs inline instead. Never wrap a dependency that
-    does I/O (opening a dataset, fetching a STAC item, resolving a host name).
+    does I/O (opening a dataset, fetching a STAC item, resolving a host name): one that
+    declares `performs_io = True` is returned as it is.
 
     Args:
         dependency: a sync function or `DefaultDependency` class.
@@ -33,7 +34,7 @@ def on_event_loop(dependency: Callable[..., Any]) -> Callable[..., Any]:
         An async function with the same parameters (and so the same OpenAPI schema).
 
     """
-    if inspect.iscoroutinefunction(dependency):
+    if inspect.iscoroutinefunction(dependency) or getattr(dependency, "performs_io", False):
         return dependency
 
     async def dependency_on_event_loop(**kwargs: Any) -> Any:

@@ -26,6 +26,7 @@ from titiler_otsu.dependencies import HaloParams, algorithm_dependency, on_event
 from titiler_otsu.errors import BadRequestError, OtsuError
 from titiler_otsu.histograms import DatasetHistograms, histogram_disk_dir
 from titiler_otsu.limits import BoundedPartParams
+from titiler_otsu.masking import masked_pixels
 from titiler_otsu.models import ThresholdResponse
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
@@ -56,9 +57,15 @@ def _finite_or_none(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
-def _histogram_options(layer_params: DefaultDependency, dataset_params: DefaultDependency) -> dict[str, Any]:
-    """The band/expression and dataset options a dataset histogram depends on (its cache key)."""
-    return {**layer_params.as_dict(), **dataset_params.as_dict()}
+def _histogram_options(
+    layer_params: DefaultDependency, dataset_params: DefaultDependency, reader_params: DefaultDependency | None = None
+) -> dict[str, Any]:
+    """The band/expression and dataset options a dataset histogram depends on (its cache key).
+
+    Reader options (the quality mask) are part of the key under `reader`, not read options.
+    """
+    reader = reader_params.as_dict() if reader_params is not None else {}
+    return {**layer_params.as_dict(), **dataset_params.as_dict(), **({"reader": reader} if reader else {})}
 
 
 def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
@@ -69,6 +76,21 @@ def _parse_bbox(bbox: str) -> tuple[float, float, float, float]:
     if not (minx < maxx and miny < maxy and -180 <= minx and maxx <= 180 and -90 <= miny and maxy <= 90):
         raise BadRequestError("bbox must be 'minx,miny,maxx,maxy' in lon/lat with min < max.")
     return minx, miny, maxx, maxy
+
+
+def tile_halo(settings: Settings, request: Request, algorithm: BaseAlgorithm | None) -> HaloParams:
+    """The halo a tile is read with (the algorithm's), checked against MAX_TILESIZE and MAX_HALO."""
+    tilesize = request.query_params.get("tilesize")
+    if tilesize and tilesize.isdigit() and int(tilesize) > settings.max_tilesize:
+        raise BadRequestError(f"tilesize must be at most {settings.max_tilesize} (setting MAX_TILESIZE).")
+    halo = halo_of(algorithm)
+    if halo > settings.max_halo:
+        raise BadRequestError(
+            f"These parameters need a {halo}-pixel halo, more than the server's limit of "
+            f"{settings.max_halo} (setting MAX_HALO): lower "
+            f"{'radius, ' if isinstance(algorithm, LocalOtsu) else ''}sigma, opening or closing."
+        )
+    return HaloParams(buffer=halo or None)
 
 
 if TYPE_CHECKING:
@@ -128,7 +150,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 if algorithm.needs_dataset_histogram:
                     nbins = algorithm.nbins
                     # cached (the usual case while panning): inline; else an overview read, in a thread
-                    options = _histogram_options(layer_params, dataset_params)
+                    options = _histogram_options(layer_params, dataset_params, reader_params)
                     hist = factory._histograms().cached(src_path, options, nbins)
                     if hist is None:
                         hist = await run_in_threadpool(
@@ -147,17 +169,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
             request: Request,
             algorithm: Annotated[BaseAlgorithm | None, Depends(self.process_dependency)],
         ) -> HaloParams:
-            tilesize = request.query_params.get("tilesize")
-            if tilesize and tilesize.isdigit() and int(tilesize) > settings.max_tilesize:
-                raise BadRequestError(f"tilesize must be at most {settings.max_tilesize} (setting MAX_TILESIZE).")
-            halo = halo_of(algorithm)
-            if halo > settings.max_halo:
-                raise BadRequestError(
-                    f"These parameters need a {halo}-pixel halo, more than the server's limit of "
-                    f"{settings.max_halo} (setting MAX_HALO): lower "
-                    f"{'radius, ' if isinstance(algorithm, LocalOtsu) else ''}sigma, opening or closing."
-                )
-            return HaloParams(buffer=halo or None)
+            return tile_halo(settings, request, algorithm)
 
         return tile_params
 
@@ -170,7 +182,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
         nbins: int,
     ) -> Histogram:
         """Histogram of the whole source for this band/expression (cached)."""
-        options = _histogram_options(layer_params, dataset_params)
+        options = _histogram_options(layer_params, dataset_params, reader_params)
         return self._histograms().get(
             lambda: self.reader(src_path, **reader_params.as_dict()), src_path, options, nbins
         )
@@ -214,10 +226,16 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 # No single threshold: the distribution of its block thresholds instead.
                 image = self._region_image(src_path, reader_params, layer_params, dataset_params, bbox)
                 thresholds, hist = algorithm.threshold_distribution(image)
+                masked = masked_pixels(image)
             elif bbox:
-                hist = self._bbox_histogram(src_path, reader_params, layer_params, dataset_params, bbox, algorithm)
+                hist, masked = self._bbox_histogram(
+                    src_path, reader_params, layer_params, dataset_params, bbox, algorithm
+                )
             else:
                 hist = self.dataset_histogram(src_path, reader_params, layer_params, dataset_params, algorithm.nbins)
+                masked = self._histograms().masked_pixels(
+                    src_path, _histogram_options(layer_params, dataset_params, reader_params), algorithm.nbins
+                )
             if algorithm.scope == "fixed":
                 thresholds = algorithm.fixed_thresholds() or []
             elif not isinstance(algorithm, LocalOtsu):
@@ -229,6 +247,7 @@ class OtsuAnalyticsMixin(_FactoryBase):
                 "nbins": hist.nbins,
                 "histogram": {"counts": hist.counts.tolist(), "edges": hist.edges.tolist()},
                 "pixels": hist.pixels,
+                "masked_pixels": masked,
                 "bbox": _parse_bbox(bbox) if bbox else None,
             }
 
@@ -256,7 +275,8 @@ class OtsuAnalyticsMixin(_FactoryBase):
         dataset_params: DefaultDependency,
         bbox: str,
         algorithm: SegmentationAlgorithm,
-    ) -> Histogram:
+    ) -> tuple[Histogram, int]:
+        """Histogram of a lon/lat bbox and the pixels the quality mask removed from it."""
         bounds = _parse_bbox(bbox)
         with self.reader(src_path, **reader_params.as_dict()) as src:
             img = src.part(
@@ -269,7 +289,8 @@ class OtsuAnalyticsMixin(_FactoryBase):
         if img.count != 1:
             raise BadRequestError("Pick one band with `bidx` or build one with `expression`.")
         band = img.array[0]
-        return valid_histogram(np.ma.getdata(band), ~np.ma.getmaskarray(band), nbins=algorithm.nbins)
+        hist = valid_histogram(np.ma.getdata(band), ~np.ma.getmaskarray(band), nbins=algorithm.nbins)
+        return hist, masked_pixels(img)
 
     def wmts(self) -> None:
         """Register `GET /{tileMatrixSetId}/WMTSCapabilities.xml` (OGC WMTS, RESTful)."""

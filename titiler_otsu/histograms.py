@@ -28,6 +28,7 @@ from rio_tiler.io.base import BaseReader
 
 from titiler_otsu import remote_identity
 from titiler_otsu.errors import MultiBandInputError
+from titiler_otsu.masking import masked_pixels
 from titiler_otsu.settings import Settings, default_cache_dir
 from titiler_otsu.thresholds import Histogram, valid_histogram
 
@@ -60,6 +61,7 @@ class DatasetHistograms:
         self.ttl = ttl
         self.disk_dir = disk_dir
         self._cache: TTLCache[str, Histogram] = TTLCache(maxsize=max(maxsize, 1), ttl=max(ttl, 1e-3))
+        self._masked: TTLCache[str, int] = TTLCache(maxsize=max(maxsize, 1), ttl=max(ttl, 1e-3))
         self._lock = threading.Lock()
         self.reads = 0
 
@@ -99,14 +101,17 @@ class DatasetHistograms:
         with self._lock:
             hist = self._cache.get(key)
         if hist is None:
-            hist = self._load(key)
-            if hist is not None:
+            stored = self._load(key)
+            if stored is not None:
+                hist, masked = stored
                 with self._lock:
                     self._cache[key] = hist
+                    self._masked[key] = masked
         if hist is not None:
             return hist
+        options = {k: v for k, v in read_options.items() if k != "reader"}  # reader options: in the key only
         with open_reader() as src:
-            img = src.preview(max_size=self.max_size, **read_options)
+            img = src.preview(max_size=self.max_size, **options)
         self.reads += 1
         if img.count != 1:
             raise MultiBandInputError(
@@ -118,10 +123,17 @@ class DatasetHistograms:
         values = np.ma.getdata(band)
         valid = ~np.ma.getmaskarray(band)
         hist = valid_histogram(values, valid, nbins=nbins)
+        masked = masked_pixels(img)
         with self._lock:
             self._cache[key] = hist
-        self._store(key, hist)
+            self._masked[key] = masked
+        self._store(key, hist, masked)
         return hist
+
+    def masked_pixels(self, src_path: str, read_options: dict[str, Any], nbins: int) -> int:
+        """Pixels the quality mask removed from the read behind a cached histogram (0: none or not cached)."""
+        with self._lock:
+            return self._masked.get(self._key(src_path, read_options, nbins), 0)
 
     # ------------------------------------------------------------------ shared between processes
     def _file(self, key: str) -> Path | None:
@@ -129,7 +141,7 @@ class DatasetHistograms:
             return None
         return self.disk_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
 
-    def _load(self, key: str) -> Histogram | None:
+    def _load(self, key: str) -> tuple[Histogram, int] | None:
         path = self._file(key)
         try:
             if path is None or time.time() - path.stat().st_mtime > self.ttl:
@@ -138,17 +150,24 @@ class DatasetHistograms:
             if data.get("key") != key:
                 return None
             edges = np.array([np.nan if e is None else e for e in data["edges"]], dtype=np.float64)
-            return Histogram(np.array(data["counts"], dtype=np.int64), edges, bool(data["integer_bins"]))
+            hist = Histogram(np.array(data["counts"], dtype=np.int64), edges, bool(data["integer_bins"]))
+            return hist, int(data.get("masked", 0))
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing, expired, half-written elsewhere or corrupt: read the overview again
 
-    def _store(self, key: str, hist: Histogram) -> None:
+    def _store(self, key: str, hist: Histogram, masked: int) -> None:
         path = self._file(key)
         if path is None:
             return
         edges = [None if not np.isfinite(e) else float(e) for e in hist.edges]
         text = json.dumps(
-            {"key": key, "counts": hist.counts.tolist(), "edges": edges, "integer_bins": hist.integer_bins}
+            {
+                "key": key,
+                "counts": hist.counts.tolist(),
+                "edges": edges,
+                "integer_bins": hist.integer_bins,
+                "masked": masked,
+            }
         )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

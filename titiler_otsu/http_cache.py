@@ -40,6 +40,8 @@ from titiler_otsu.sources import SourcePolicy
 
 #: `.../tiles/{tileMatrixSetId}/{z}/{x}/{y}[.{format}]`
 TILE_PATH = re.compile(r"/tiles/[^/]+/\d+/\d+/\d+(\.\w+)?$")
+#: Query parameters naming files a response is read from (source, quality mask, change's before date).
+SOURCE_PARAMS = ("url", "mask_url", "before_url", "before_mask_url")
 #: `.../{tileMatrixSetId}/tilejson.json`
 TILEJSON_PATH = re.compile(r"/[^/]+/tilejson\.json$")
 
@@ -107,16 +109,18 @@ class HTTPCacheMiddleware:
         if self.policy is None or not path.startswith(self.etag_prefixes):
             return None
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        urls = [v for k, v in query if k == "url"]
-        if len(urls) != 1 or ("://" in urls[0] and not urls[0].startswith("file://")):
+        if sum(1 for k, _ in query if k == "url") != 1:
+            return None
+        urls = [v for k, v in query if k in SOURCE_PARAMS]  # every file the response is read from
+        if any("://" in u and not u.startswith("file://") for u in urls):
             return None  # no cheap identity for remote sources (and no network on the event loop)
         try:
-            source = self.policy.resolve(urls[0])
+            identities = [file_identity(self.policy.resolve(u)) for u in urls]
         except OtsuError:
             return None  # the endpoint answers with the error, uncached
-        identity = file_identity(source)
-        if identity is None:
+        if any(i is None for i in identities):
             return None
+        identity = identities if len(identities) > 1 else identities[0]
         where: list[str] = []
         if rule.absolute_links:
             host = Headers(scope=scope).get("host", "")

@@ -21,4 +21,5 @@ class ThresholdResponse(BaseModel):
     nbins: int
     histogram: HistogramModel
     pixels: int = Field(description="Valid pixels in the histogram")
+    masked_pixels: int = Field(0, description="Pixels with data removed by the quality mask (mask_asset/mask_url)")
     bbox: tuple[float, float, float, float] | None = None

@@ -6,10 +6,17 @@ from titiler_otsu.notebook import TileClient
 client = TileClient("scene.tif")            # our server, in a background thread
 m = client.map(bidx=4, params={"invert": True})   # imagery + Otsu mask + layer control
 client.areas(polygon)                        # true ground area per class
+client.change_layer(before_url="march.tif")  # gained / lost between two files
+
+lake = StacApiClient("http://127.0.0.1:8000", "sentinel-2-l2a")   # a running server's /stacapi
+df = lake.timeseries(polygon, datetime="2020-01-01/2020-12-31", assets="B08", params={"invert": True})
+df["class_1_area_m2"].plot()                 # water area over time (pandas DataFrame)
+lake.change_layer(before="2020-03-01/2020-03-31", after="2020-08-01/2020-08-31", assets="B08")
 ```
 
 For a server that already runs (``titiler-otsu serve``, a deployment), use `tile_layer`,
-`mask_layer` and `otsu_map` with its URL. Needs the `notebook` extra (folium, httpx).
+`mask_layer`, `change_layer`, `otsu_map` and `StacApiClient` with its URL. Needs the `notebook`
+extra (folium, httpx, pandas).
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import folium
 import httpx
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ATTRIBUTION = "titiler-otsu"
 TILE_SIZE = 512  # one 512-px tile == four 256-px tiles, pixel for pixel; 4x fewer requests
@@ -32,7 +42,16 @@ TILE_SIZE = 512  # one 512-px tile == four 256-px tiles, pixel for pixel; 4x few
 #: Query parameters as pairs (repeated keys allowed), as httpx takes them.
 Query = list[tuple[str, str | int | float | bool | None]]
 
-__all__ = ["OtsuClientError", "TileClient", "mask_layer", "otsu_map", "tile_layer"]
+__all__ = [
+    "OtsuClientError",
+    "StacApiClient",
+    "TileClient",
+    "change_layer",
+    "mask_layer",
+    "otsu_map",
+    "tile_layer",
+    "timeseries_frame",
+]
 
 
 class OtsuClientError(RuntimeError):
@@ -206,6 +225,81 @@ def mask_layer(
     return _folium_layer(_tilejson(server_url, prefix, q), name or f"Mask ({algorithm})", opacity, attribution)
 
 
+def change_layer(
+    server_url: str,
+    source: str | None = None,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    before_url: str | None = None,
+    algorithm: str = "otsu",
+    params: dict[str, Any] | None = None,
+    family: str = "stacapi",
+    collection: str | None = None,
+    bidx: int | None = None,
+    expression: str | None = None,
+    assets: str | list[str] | None = None,
+    name: str | None = None,
+    opacity: float = 0.9,
+    attribution: str = ATTRIBUTION,
+    **query: Any,
+) -> folium.TileLayer:
+    """The change overlay between two dates: gained and lost foreground, stable faint.
+
+    Args:
+        server_url: e.g. `http://127.0.0.1:8000`.
+        source: `/cog`: the after file (`url=`); None for `stacapi`.
+        before: `stacapi`: STAC datetime interval of the first period.
+        after: `stacapi`: STAC datetime interval of the second period.
+        before_url: `/cog`: the before file.
+        algorithm: a binary algorithm (`otsu`, `localotsu`).
+        params: `algorithm_params`.
+        family: `stacapi` (give `collection`) or `cog`.
+        collection: STAC API collection id.
+        bidx: the band to segment (`/cog`).
+        expression: band math giving the one band to segment.
+        assets: the STAC asset to segment.
+        name: layer name (default `Change (before → after)`).
+        opacity: layer opacity (0-1).
+        attribution: attribution text.
+        **query: any other query parameter (`bbox`, `mask_asset`, `mask_values`...).
+
+    Returns:
+        folium.TileLayer: tiles of `{prefix}/change/tiles/...` (classes 0 background, 1 stable,
+        2 gained, 3 lost).
+
+    """
+    prefix = _family_prefix(family, collection)
+    q = _query(source, bidx=bidx, expression=expression, assets=assets, algorithm=algorithm, params=params, **query)
+    q += [(k, v) for k, v in (("before", before), ("after", after), ("before_url", before_url)) if v is not None]
+    label = name or f"Change ({before or before_url} → {after or source})"
+    return _folium_layer(_tilejson(server_url, f"{prefix}/change", q), label, opacity, attribution)
+
+
+def timeseries_frame(response: dict[str, Any]) -> pd.DataFrame:
+    """A `/timeseries` answer as a DataFrame: one row per date, indexed by UTC datetime.
+
+    Columns: `items` and `thresholds` (lists), `valid_fraction`, `pixels`, `nodata_pixels`,
+    `area_m2`, `decimation`, `overview`, `notes`, `interval` (the `datetime=` showing that date
+    on the tile endpoints) and `class_{k}_pixels` / `class_{k}_area_m2` per class. The
+    response's `algorithm`, `scope`, `group`, `collection` and `polygon_area_m2` are in `.attrs`.
+    """
+    import pandas as pd
+
+    records = []
+    for row in response["rows"]:
+        record = {k: v for k, v in row.items() if k != "classes"}
+        for c in row["classes"]:
+            record[f"class_{c['class']}_pixels"] = c["pixels"]
+            record[f"class_{c['class']}_area_m2"] = c["area_m2"]
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("datetime"), utc=True), name="datetime")
+    frame.attrs = {k: v for k, v in response.items() if k != "rows"}
+    return frame
+
+
 def fit_map(bounds: tuple[float, float, float, float], **map_options: Any) -> folium.Map:
     """A folium map fitted to lon/lat `bounds` (west, south, east, north)."""
     west, south, east, north = bounds
@@ -270,6 +364,8 @@ class TileClient:
         host, port: where to listen (default: 127.0.0.1, a free port).
         settings: server settings (default: this source and `allow` allowed, the rest from
             the environment).
+        stac_api: a STAC API URL for the server's `/stacapi` (see `collection()`), e.g. a
+            local `rustac serve`; only with the default settings.
 
     """
 
@@ -282,6 +378,7 @@ class TileClient:
         host: str = "127.0.0.1",
         port: int | None = None,
         settings: Any = None,
+        stac_api: str | None = None,
     ) -> None:
         import uvicorn
 
@@ -297,7 +394,9 @@ class TileClient:
         if settings is None:
             allowed = [self.source if remote else str(Path(self.source).parent)]
             allowed += [str(a) if "://" in str(a) else str(Path(a).expanduser().resolve()) for a in allow or []]
-            settings = Settings(sources=[self.source] if self.kind == "cog" else [], allowed_sources=allowed)
+            settings = Settings(
+                sources=[self.source] if self.kind == "cog" else [], allowed_sources=allowed, stac_api_url=stac_api
+            )
         self.port = port or _free_port(host)
         self.server_url = f"http://{host}:{self.port}"
         config = uvicorn.Config(create_app(settings), host=host, port=self.port, log_level="warning")
@@ -474,3 +573,185 @@ class TileClient:
         self.mask_layer(algorithm, params, **band).add_to(m)
         folium.LayerControl().add_to(m)
         return m
+
+    def change_layer(
+        self,
+        before_url: str | Path,
+        algorithm: str = "otsu",
+        params: dict[str, Any] | None = None,
+        *,
+        bidx: int | None = None,
+        expression: str | None = None,
+        name: str | None = None,
+        opacity: float = 0.9,
+        **query: Any,
+    ) -> folium.TileLayer:
+        """Change overlay from `before_url` (another COG on the same grid) to this COG (`/cog/change`)."""
+        before = str(before_url) if "://" in str(before_url) else str(Path(before_url).expanduser().resolve())
+        return change_layer(
+            self.server_url, self.source, before_url=before, algorithm=algorithm, params=params, family=self.kind,
+            bidx=bidx, expression=expression, name=name, opacity=opacity, **query,
+        )  # fmt: skip
+
+    def collection(self, collection_id: str) -> StacApiClient:
+        """A `StacApiClient` for a collection of the STAC API this server was given (`stac_api=`)."""
+        return StacApiClient(self.server_url, collection_id)
+
+
+# ---------------------------------------------------------------------------- STAC API collection
+class StacApiClient:
+    """A collection of a running server's `/stacapi`: layers, change layers and time series.
+
+    Args:
+        server_url: e.g. `http://127.0.0.1:8000` (a server with `TITILER_OTSU_STAC_API_URL` set).
+        collection: the STAC collection id.
+        api: another STAC API URL (only if the server allows `api=`).
+        timeout: seconds per request (time series of many dates take a while).
+
+    """
+
+    def __init__(self, server_url: str, collection: str, *, api: str | None = None, timeout: float = 600) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.collection_id = collection
+        self.api = api
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"StacApiClient({self.server_url!r}, {self.collection_id!r})"
+
+    @property
+    def prefix(self) -> str:
+        """`/stacapi/collections/{collection}`."""
+        return _family_prefix("stacapi", self.collection_id)
+
+    def _extra(self, query: dict[str, Any]) -> dict[str, Any]:
+        return {**({"api": self.api} if self.api else {}), **query}
+
+    def layer(
+        self,
+        *,
+        datetime: str | None = None,
+        expression: str | None = None,
+        assets: str | list[str] | None = None,
+        rescale: str | list[str] | None = None,
+        name: str = "Imagery",
+        opacity: float = 1.0,
+        **query: Any,
+    ) -> folium.TileLayer:
+        """Imagery mosaic of the search (`datetime`, `filter`, `sortby`... in `query`)."""
+        return tile_layer(
+            self.server_url, family="stacapi", collection=self.collection_id, expression=expression, assets=assets,
+            rescale=rescale, name=name, opacity=opacity, **self._extra({"datetime": datetime, **query}),
+        )  # fmt: skip
+
+    def mask_layer(
+        self,
+        algorithm: str = "otsu",
+        params: dict[str, Any] | None = None,
+        *,
+        datetime: str | None = None,
+        expression: str | None = None,
+        assets: str | list[str] | None = None,
+        name: str | None = None,
+        opacity: float = 0.8,
+        **query: Any,
+    ) -> folium.TileLayer:
+        """Segmentation overlay of the search's mosaic."""
+        return mask_layer(
+            self.server_url, algorithm=algorithm, params=params, family="stacapi", collection=self.collection_id,
+            expression=expression, assets=assets, name=name, opacity=opacity,
+            **self._extra({"datetime": datetime, **query}),
+        )  # fmt: skip
+
+    def change_layer(
+        self,
+        before: str,
+        after: str,
+        algorithm: str = "otsu",
+        params: dict[str, Any] | None = None,
+        *,
+        expression: str | None = None,
+        assets: str | list[str] | None = None,
+        name: str | None = None,
+        opacity: float = 0.9,
+        **query: Any,
+    ) -> folium.TileLayer:
+        """Change overlay between two periods (STAC datetime intervals): gained, lost, stable."""
+        return change_layer(
+            self.server_url, before=before, after=after, algorithm=algorithm, params=params, family="stacapi",
+            collection=self.collection_id, expression=expression, assets=assets, name=name, opacity=opacity,
+            **self._extra(query),
+        )  # fmt: skip
+
+    def _post(self, path: str, geojson: dict[str, Any], query: Query) -> Any:
+        url = f"{self.server_url}{self.prefix}{path}"
+        return _check(httpx.post(url, params=query, json=geojson, timeout=self.timeout))
+
+    def timeseries_json(
+        self,
+        geojson: dict[str, Any],
+        algorithm: str = "otsu",
+        params: dict[str, Any] | None = None,
+        *,
+        datetime: str | None = None,
+        group: str = "item",
+        expression: str | None = None,
+        assets: str | list[str] | None = None,
+        **query: Any,
+    ) -> dict[str, Any]:
+        """`POST /timeseries` as the server answers it (JSON)."""
+        q = _query(
+            None, expression=expression, assets=assets, algorithm=algorithm, params=params,
+            **self._extra({"datetime": datetime, "group": group, **query}),
+        )  # fmt: skip
+        return self._post("/timeseries", geojson, q)
+
+    def timeseries(
+        self,
+        geojson: dict[str, Any],
+        algorithm: str = "otsu",
+        params: dict[str, Any] | None = None,
+        *,
+        datetime: str | None = None,
+        group: str = "item",
+        expression: str | None = None,
+        assets: str | list[str] | None = None,
+        **query: Any,
+    ) -> pd.DataFrame:
+        """Class areas inside a polygon at every date of the search, as a DataFrame (see `timeseries_frame`).
+
+        Args:
+            geojson: a Polygon / MultiPolygon (or a Feature of one), lon/lat.
+            algorithm: `otsu`, `multiotsu` or `localotsu`.
+            params: `algorithm_params`, e.g. `{"invert": True}` (water dark in NIR).
+            datetime: STAC datetime interval of the series.
+            group: `item` (one row per item) or `day` (a day's items mosaicked).
+            expression: band math giving the one band to segment.
+            assets: the STAC asset to segment.
+            **query: `filter`, `sortby`, `bbox`, `pixel_selection`, mask parameters...
+
+        """
+        answer = self.timeseries_json(
+            geojson, algorithm, params, datetime=datetime, group=group, expression=expression, assets=assets, **query
+        )
+        return timeseries_frame(answer)
+
+    def areas(
+        self,
+        geojson: dict[str, Any],
+        algorithm: str = "otsu",
+        params: dict[str, Any] | None = None,
+        *,
+        datetime: str | None = None,
+        expression: str | None = None,
+        assets: str | list[str] | None = None,
+        **query: Any,
+    ) -> dict[str, Any]:
+        """`POST /areas` on the search's mosaic."""
+        if geojson.get("type") not in ("Feature", "FeatureCollection"):
+            geojson = {"type": "Feature", "properties": {}, "geometry": geojson}
+        q = _query(
+            None, expression=expression, assets=assets, algorithm=algorithm, params=params,
+            **self._extra({"datetime": datetime, **query}),
+        )  # fmt: skip
+        return self._post("/areas", geojson, q)

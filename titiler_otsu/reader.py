@@ -26,6 +26,7 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.expression import parse_expression
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
+from rio_tiler.reader import part as read_part
 from rio_tiler.utils import normalize_bounds
 
 from titiler_otsu.datasets import OpenDataset, dataset_cache
@@ -37,6 +38,7 @@ from titiler_otsu.errors import (
 )
 from titiler_otsu.grid import GridWindow, tile_window
 from titiler_otsu.limits import BoundedPartMixin
+from titiler_otsu.masking import QualityMask, with_quality_mask
 from titiler_otsu.sampling import source_coords, source_pixel_size, transformer_for
 from titiler_otsu.source_checks import check_servable
 
@@ -48,8 +50,15 @@ _SUPPORTED_RESAMPLING = {None, "nearest"}
 
 @attr.s
 class GridExactReader(BoundedPartMixin, Reader):
-    """rio-tiler `Reader` with grid-exact, halo-consistent `tile()` reads."""
+    """rio-tiler `Reader` with grid-exact, halo-consistent `tile()` reads.
 
+    Attributes:
+        quality_mask: pixels this raster (band 1) flags become nodata in every read
+            (`mask_url` on `/cog`; see `titiler_otsu.masking`).
+
+    """
+
+    quality_mask: QualityMask | None = attr.ib(default=None)
     _overviews: dict[int, DatasetReader] = attr.ib(init=False, factory=dict)
     _src_pixel_size: float | None = attr.ib(init=False, default=None)
     _handles: OpenDataset | None = attr.ib(init=False, default=None)
@@ -266,15 +275,42 @@ class GridExactReader(BoundedPartMixin, Reader):
                 raise BadRequestError(
                     f"Band {idx} does not exist: this source has {self.ds.count} band(s) (bidx 1..{self.ds.count})."
                 )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            img = self.read_window(
-                window,
-                list(indexes),
-                nodata=options.get("nodata"),
-                unscale=bool(options.get("unscale")),
-            )
-        if expression:
-            img = img.apply_expression(expression)
+        bands = list(indexes)
+
+        def read() -> ImageData:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                img = self.read_window(
+                    window, bands, nodata=options.get("nodata"), unscale=bool(options.get("unscale"))
+                )
+            return img.apply_expression(expression) if expression else img
+
+        def read_mask(mask: QualityMask, _: ImageData) -> ImageData:
+            with GridExactReader(mask.source, tms=self.tms) as flags, warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return flags.read_window(window, [1])
+
+        img = with_quality_mask(self.quality_mask, read, read_mask)
         img.metadata = {**(img.metadata or {}), "halo": halo}
         return img
+
+    # ------------------------------------------------------------------ quality mask on other reads
+    def _mask_on_grid_of(self, mask: QualityMask, img: ImageData) -> ImageData:
+        """The quality-mask raster read on `img`'s output grid (nearest)."""
+        with GridExactReader(mask.source, tms=self.tms) as flags, warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert img.bounds is not None
+            return read_part(
+                flags.dataset, img.bounds, height=img.height, width=img.width, dst_crs=img.crs,
+                bounds_crs=img.crs, indexes=[1],
+            )  # fmt: skip
+
+    def part(self, bbox: tuple[float, float, float, float], *args: Any, **kwargs: Any) -> ImageData:
+        """rio-tiler's `part` (extent-checked), quality-masked."""
+        read = super().part
+        return with_quality_mask(self.quality_mask, lambda: read(bbox, *args, **kwargs), self._mask_on_grid_of)
+
+    def preview(self, *args: Any, **kwargs: Any) -> ImageData:
+        """rio-tiler's `preview` (dataset histograms, statistics), quality-masked."""
+        read = super().preview
+        return with_quality_mask(self.quality_mask, lambda: read(*args, **kwargs), self._mask_on_grid_of)

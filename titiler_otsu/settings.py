@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     max_aoi_features: int = Field(100, ge=1, description="Most features one /areas request may hold.")
     max_vector_features: int = Field(50_000, ge=1, description="Most polygons one /vectors tile may return.")
 
+    # ------------------------------------------------------------------ time series (titiler_otsu/timeseries.py)
+    timeseries_max_items: int = Field(
+        60, ge=1, le=1000, description="Most items one /stacapi time series measures (more: 400, narrow datetime=)."
+    )
+    timeseries_threads: int = Field(
+        4, ge=1, le=64, description="Dates of one time series measured at the same time (threads)."
+    )
+
     # ------------------------------------------------------------------ security limits (see README "Security")
     remote_timeout: float = Field(
         10.0, gt=0, le=300, description="Seconds to wait for a remote source (redirect check and GDAL HTTP reads)."

@@ -45,6 +45,7 @@ from titiler_otsu.errors import (
 from titiler_otsu.factory import OtsuAnalyticsMixin
 from titiler_otsu.grid import GridWindow, tile_window
 from titiler_otsu.histograms import DatasetHistograms
+from titiler_otsu.masking import QualityMask, QualityMaskParams, with_quality_mask
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
@@ -137,12 +138,15 @@ class GridExactSTACReader(STACReader):
     Attributes:
         policy: allow-list every asset href must pass (None: no check).
         threads: threads reading the assets (1: one after the other, fastest for local files).
+        quality_mask: pixels its asset flags become nodata in every read (`mask_asset=`),
+            the asset read on the same grid window as the data (its own resolution, nearest).
 
     """
 
     reader: type[BaseReader] = attr.ib(default=GridExactAssetReader)
     policy: SourcePolicy | None = attr.ib(default=None)
     threads: int = attr.ib(default=1)
+    quality_mask: QualityMask | None = attr.ib(default=None)
     _tile_request: tuple[int | None, int] = attr.ib(init=False, default=(None, 0))
 
     def __attrs_post_init__(self) -> None:
@@ -242,18 +246,19 @@ class GridExactSTACReader(STACReader):
         """Grid-exact multi-asset tile (plus `buffer` halo pixels), asset-name expressions allowed."""
         read, expr, by_name = self._layer(assets, expression)
         self._tile_request = (tilesize, int(buffer or 0))
-        img = super().tile(
-            tile_x,
-            tile_y,
-            tile_z,
-            assets=read,
-            asset_as_band=asset_as_band,
-            tilesize=tilesize,
-            buffer=buffer,
-            threads=self.threads,
-            **kwargs,
-        )
-        img = self._apply(img, expr, by_name, read or [])
+        tile = super().tile
+
+        def data() -> ImageData:
+            img = tile(
+                tile_x, tile_y, tile_z, assets=read, asset_as_band=asset_as_band, tilesize=tilesize,
+                buffer=buffer, threads=self.threads, **kwargs,
+            )  # fmt: skip
+            return self._apply(img, expr, by_name, read or [])
+
+        def flags(mask: QualityMask, _: ImageData) -> ImageData:
+            return tile(tile_x, tile_y, tile_z, assets=[mask.source], tilesize=tilesize, buffer=buffer)
+
+        img = with_quality_mask(self.quality_mask, data, flags)
         img.metadata = {**(img.metadata or {}), **grid_metadata(self.tms, tile_x, tile_y, tile_z, tilesize, buffer)}
         return img
 
@@ -273,10 +278,16 @@ class GridExactSTACReader(STACReader):
         """All requested assets on one window of the TMS grid (expression applied)."""
         read, expr, by_name = self._layer(assets, expression)
         kwargs = {k: v for k, v in kwargs.items() if k not in ("max_size", "height", "width")}
-        img = super().preview(
-            assets=read, asset_as_band=asset_as_band, grid_window=window, threads=self.threads, **kwargs
-        )
-        return self._apply(img, expr, by_name, read or [])
+        preview = super().preview
+
+        def data() -> ImageData:
+            img = preview(assets=read, asset_as_band=asset_as_band, grid_window=window, threads=self.threads, **kwargs)
+            return self._apply(img, expr, by_name, read or [])
+
+        def flags(mask: QualityMask, _: ImageData) -> ImageData:
+            return preview(assets=[mask.source], grid_window=window)
+
+        return with_quality_mask(self.quality_mask, data, flags)
 
     def preview(  # type: ignore[override]
         self,
@@ -309,11 +320,24 @@ class GridExactSTACReader(STACReader):
             if not self._touches(to_tms_bounds(self.tms, tuple(bbox), bounds_crs)):  # type: ignore[arg-type]
                 raise TileOutsideBounds("The bbox does not intersect the STAC Item.")
             read, expr, by_name = self._layer(assets, expression)
-            img = super().part(
-                bbox, dst_crs=dst_crs, bounds_crs=bounds_crs, max_size=max_size, height=height, width=width,
-                assets=read, threads=self.threads, **kwargs,
-            )  # fmt: skip
-            return self._apply(img, expr, by_name, read or [])
+            part = super().part
+
+            def data() -> ImageData:
+                img = part(
+                    bbox, dst_crs=dst_crs, bounds_crs=bounds_crs, max_size=max_size, height=height, width=width,
+                    assets=read, threads=self.threads, **kwargs,
+                )  # fmt: skip
+                return self._apply(img, expr, by_name, read or [])
+
+            def flags(mask: QualityMask, img: ImageData) -> ImageData:
+                # on the data's own output grid (bounds and size as read), whatever the asset's grid
+                assert img.bounds is not None
+                return part(
+                    img.bounds, dst_crs=img.crs, bounds_crs=img.crs, height=img.height, width=img.width,
+                    assets=[mask.source],
+                )  # fmt: skip
+
+            return with_quality_mask(self.quality_mask, data, flags)
         bounds = to_tms_bounds(self.tms, tuple(bbox), bounds_crs)  # type: ignore[arg-type]
         if not self._touches(bounds):
             raise TileOutsideBounds("The bbox does not intersect the STAC Item.")
@@ -375,5 +399,6 @@ class OtsuMultiBaseTilerFactory(OtsuAnalyticsMixin, MultiBaseTilerFactory):
     histograms: DatasetHistograms | None = field(default=None)
     algorithm_registry: Algorithms = field(factory=otsu_algorithms)
     render_func: Any = render_tile
+    reader_dependency: type[DefaultDependency] = QualityMaskParams
     add_ogc_maps: bool = False
     extensions: list[FactoryExtension] = field(factory=lambda: [AreasExtension(), VectorsExtension()])

@@ -9,9 +9,10 @@ a few STAC API round trips. `OtsuSTACAPITilerFactory` plugs the backend into TiT
 `TilerFactory` with our analytics mixin.
 """
 
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
@@ -36,10 +37,12 @@ from titiler.core.factory import FactoryExtension, TilerFactory
 
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.areas import AreasExtension, NativeGrid
+from titiler_otsu.change import ChangeExtension, ChangePeriod, ChangeSources
 from titiler_otsu.errors import BadRequestError, SourceNotAllowedError, SourceNotFoundError
 from titiler_otsu.factory import OtsuAnalyticsMixin, _parse_bbox
-from titiler_otsu.grid import GridWindow, tile_window
+from titiler_otsu.grid import GridWindow, PixelGrid, tile_window
 from titiler_otsu.histograms import DatasetHistograms
+from titiler_otsu.masking import QualityMask, QualityMaskParams, mosaic_removed
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
 from titiler_otsu.stac import GridExactSTACReader, StacLayerParams, grid_metadata
@@ -67,6 +70,8 @@ class StacApiSource:
     sortby: str | None = None
     bbox: BBox | None = None
     pixel_selection: str = "first"
+    #: Only these items of the search result (a time series pins each date's items).
+    ids: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -77,6 +82,7 @@ class StacApiSource:
             "sortby": self.sortby,
             "bbox": ",".join(repr(v) for v in self.bbox) if self.bbox else None,
             "pixel_selection": self.pixel_selection,
+            "ids": json.dumps(list(self.ids)) if self.ids is not None else None,
         }
         query = urlencode(sorted((k, v) for k, v in params.items() if v is not None))
         return f"{self.api.rstrip('/')}/collections/{quote(self.collection, safe='')}#{query}"
@@ -96,6 +102,7 @@ class StacApiSource:
             sortby=params.get("sortby"),
             bbox=bbox,  # type: ignore[arg-type]
             pixel_selection=params.get("pixel_selection", "first"),
+            ids=tuple(json.loads(params["ids"])) if "ids" in params else None,
         )
 
 
@@ -137,6 +144,7 @@ class STACAPIBackend(BaseBackend):
     searcher: StacApiSearcher = attr.ib(default=None)
     settings: Settings = attr.ib(factory=Settings)
     reader: type[BaseReader] | type[MultiBaseReader] = attr.ib(default=GridExactSTACReader)
+    quality_mask: QualityMask | None = attr.ib(default=None)
     source: StacApiSource = attr.ib(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -180,7 +188,12 @@ class STACAPIBackend(BaseBackend):
         result = self.searcher.search(self._query(search_bbox))
         if result.truncated and search_bbox != target:
             result = self.searcher.search(self._query(target))
-        return [it for it in result.items if (b := _item_bbox(it)) is None or _intersects(b, target)]
+        ids = self.source.ids
+        return [
+            it
+            for it in result.items
+            if (ids is None or it.id in ids) and ((b := _item_bbox(it)) is None or _intersects(b, target))
+        ]
 
     def _to_lonlat(self, bounds: BBox) -> BBox:
         if self.tms.rasterio_crs == WGS84_CRS:
@@ -234,10 +247,14 @@ class STACAPIBackend(BaseBackend):
         if not items:
             raise SourceNotFoundError(self._no_items(where))
 
+        parts: list[ImageData] = []
+
         def _reader(item: pystac.Item) -> ImageData:
             reader = cast(type[GridExactSTACReader], self.reader)
-            with reader(None, item=item, tms=self.tms, **self.reader_options) as src:
-                return read(src)
+            with reader(None, item=item, tms=self.tms, quality_mask=self.quality_mask, **self.reader_options) as src:
+                img = read(src)
+            parts.append(img)
+            return img
 
         try:
             img, used = mosaic_reader(
@@ -250,7 +267,7 @@ class STACAPIBackend(BaseBackend):
         except EmptyMosaicError as e:
             raise SourceNotFoundError(self._no_items(where)) from e
         img.metadata = {**(img.metadata or {}), "stac_items": [self.asset_name(it) for it in used]}
-        return img
+        return mosaic_removed(img, parts)
 
     def _no_items(self, where: str) -> str:
         s = self.source
@@ -312,7 +329,16 @@ class STACAPIBackend(BaseBackend):
         read with rio-tiler's `part` on that output grid and the results are mosaicked.
         """
         height, width = kwargs.pop("height", None), kwargs.pop("width", None)
-        if height or width or (dst_crs is not None and dst_crs != self.tms.rasterio_crs):
+        on_tms_crs = dst_crs is None or dst_crs == self.tms.rasterio_crs
+        if on_tms_crs and height and width and (bounds_crs == self.tms.rasterio_crs):
+            # an exact output grid in the TMS CRS (/areas on `mosaic_grid`): sampled grid-exactly,
+            # pixel centres, like tiles (rio-tiler's part would align it with each item's grid)
+            kwargs.pop("align_bounds_with_dataset", None)
+            left, bottom, right, top = bbox
+            grid = PixelGrid(left, top, (right - left) / width, self.maxzoom)
+            if math.isclose(grid.res, (top - bottom) / height, rel_tol=1e-9):
+                return self.read_grid_window(GridWindow(grid, 0, 0, width, height), **kwargs)
+        if height or width or not on_tms_crs:
             lonlat = transform_bounds(bounds_crs, WGS84_CRS, *bbox, densify_pts=21) if bounds_crs != WGS84_CRS else bbox
             return self._mosaic(
                 self._search(tuple(lonlat), tuple(lonlat)),
@@ -380,6 +406,36 @@ def stacapi_backend(
     return Backend
 
 
+def stacapi_change_sources(factory: Any) -> Callable[..., ChangeSources]:
+    """The two dates of a `/stacapi` change request: `before=`/`after=` over the same search filters."""
+    selection = Literal[PIXEL_SELECTION]  # type: ignore[valid-type]
+
+    def sources(
+        source: Annotated[str, Depends(factory.path_dependency)],
+        reader_params: Annotated[DefaultDependency, Depends(factory.reader_dependency)],
+        before: Annotated[str, Query(description="First date: STAC datetime or interval, e.g. 2020-03-01/2020-03-31.")],
+        after: Annotated[str, Query(description="Second date: STAC datetime or interval.")],
+        before_pixel_selection: Annotated[
+            selection | None, Query(description="Mosaic method of the first date (default: pixel_selection).")
+        ] = None,
+        after_pixel_selection: Annotated[
+            selection | None, Query(description="Mosaic method of the second date (default: pixel_selection).")
+        ] = None,
+    ) -> ChangeSources:
+        base = StacApiSource.from_key(source)
+        if base.datetime:
+            raise BadRequestError("Change endpoints compare two dates: give before= and after=, not datetime=.")
+        periods = []
+        for name, when, method in (("before", before, before_pixel_selection), ("after", after, after_pixel_selection)):
+            if not when.strip():
+                raise BadRequestError(f"{name} is empty: give a STAC datetime interval, e.g. 2020-03-01/2020-03-31.")
+            period = replace(base, datetime=when.strip(), pixel_selection=method or base.pixel_selection)
+            periods.append(ChangePeriod(name, period.key, reader_params))
+        return ChangeSources(periods[0], periods[1])
+
+    return sources
+
+
 def _api_url(settings: Settings, api: str | None) -> str:
     if api:
         if not settings.stac_api_allow_user_url:
@@ -437,6 +493,7 @@ class OtsuSTACAPITilerFactory(OtsuAnalyticsMixin, TilerFactory):
 
     reader: type[BaseReader] = STACAPIBackend
     layer_dependency: type[DefaultDependency] = StacLayerParams
+    reader_dependency: type[DefaultDependency] = QualityMaskParams
     settings: Settings = field(factory=Settings)
     histograms: DatasetHistograms | None = field(default=None)
     algorithm_registry: Algorithms = field(factory=otsu_algorithms)
@@ -446,7 +503,11 @@ class OtsuSTACAPITilerFactory(OtsuAnalyticsMixin, TilerFactory):
     add_viewer: bool = False
     add_ogc_maps: bool = False
     extensions: list[FactoryExtension] = field(
-        factory=lambda: [AreasExtension(grid_of=mosaic_grid), VectorsExtension()]
+        factory=lambda: [
+            AreasExtension(grid_of=mosaic_grid),
+            VectorsExtension(),
+            ChangeExtension(sources=stacapi_change_sources, grid_of=mosaic_grid),
+        ]
     )
 
     def info(self) -> None:

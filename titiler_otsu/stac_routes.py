@@ -10,6 +10,7 @@ from titiler_otsu.sources import SourcePolicy
 from titiler_otsu.stac import OtsuMultiBaseTilerFactory, stac_path_dependency, stac_reader
 from titiler_otsu.stac_api import StacApiSearcher
 from titiler_otsu.stac_mosaic import OtsuSTACAPITilerFactory, stacapi_backend, stacapi_source_dependency
+from titiler_otsu.timeseries import TimeSeriesExtension
 
 STACAPI_PREFIX = "/stacapi/collections/{collection_id}"
 
@@ -40,6 +41,7 @@ def mount_stac(app: FastAPI, settings: Settings, policy: SourcePolicy, registry:
         settings=settings,
         algorithm_registry=registry,
     )
+    TimeSeriesExtension().register(stacapi)
     app.include_router(stacapi.router, prefix=STACAPI_PREFIX, tags=["STAC API mosaic"])
     app.state.stac_factory = stac
     app.state.stacapi_factory = stacapi
