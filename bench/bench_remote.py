@@ -34,6 +34,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -266,6 +267,7 @@ def run_latency(bench: Bench, delay: float, zooms: list[int], env: dict[str, str
         for p in procs:
             p.terminate()
             p.wait(10)
+        shutil.rmtree(env["TITILER_OTSU_CACHE_DIR"], ignore_errors=True)
         if proxy:
             proxy.stop()
     return out
@@ -341,6 +343,7 @@ def run_seams(bench: Bench, env: dict[str, str], zooms: list[int]) -> dict[str, 
         for p in procs:
             p.terminate()
             p.wait(10)
+        shutil.rmtree(env["TITILER_OTSU_CACHE_DIR"], ignore_errors=True)
     return out
 
 
