@@ -34,6 +34,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -136,14 +137,14 @@ class Bench:
         t = TMS.tile(*self.lonlat, z)
         west, south, east, north = self.lonlat_bounds
         across = TMS.tile(east, south, z).x - TMS.tile(west, north, z).x + 1
-        unit = 3 * 2 ** max(0, z - 11)  # far enough apart that pans of different cases share no block
+        unit = 3 * 2 ** max(0, z - 12)  # pans of different cases about two blocks apart
         sx, sy = shift if across >= 2 * unit + 3 else (0, 0)
         return [(z, t.x + unit * sx + dx, t.y + unit * sy + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
     def scattered(self, z: int, where: tuple[int, int]) -> list[tuple[int, int, int]]:
         """4 tiles 8 apart (more than a 1,024-px block at native zoom), placed by `where` (steps of 16 tiles)."""
         t = TMS.tile(*self.lonlat, z)
-        x0, y0 = t.x + 16 * where[0] - 4, t.y + 16 * where[1] - 4
+        x0, y0 = t.x + 16 * where[0] - 4, t.y + 6 + 14 * where[1]  # south of the first tile's block
         return [(z, x0 + 8 * i, y0 + 8 * j) for j in (0, 1) for i in (0, 1)]
 
     def square_10km2(self) -> dict[str, Any]:
@@ -215,6 +216,26 @@ def run_latency(bench: Bench, delay: float, zooms: list[int], env: dict[str, str
             out["calls"]["ours first /threshold"] = _strip(
                 _call(bench, client, "GET", f"{base}/cog/threshold", params={"url": url})
             )
+            # first (no block of the scene fetched yet but the first tile's and the histogram overview's):
+            # scattered z14 tiles, 8 tiles (> 1 block) apart: every tile fetches its own blocks
+            for case, (server, params, halo) in CASES.items():
+                tiles = bench.scattered(14, SCATTER[case])
+                floors = [bench.tile_floor(t, halo) for t in tiles]
+                calls = [
+                    _call(
+                        bench,
+                        client,
+                        "GET",
+                        f"{bases[server]}/cog/tiles/WebMercatorQuad/{tz}/{tx}/{ty}.png",
+                        params={"url": url, **params},
+                    )
+                    for tz, tx, ty in tiles
+                ]
+                out["scattered"][case] = {
+                    "floor_blocks": [f[1] for f in floors],
+                    "floor_bytes": [f[2] for f in floors],
+                    "calls": [_strip(c) for c in calls],
+                }
             out["calls"]["ours /areas 10 km2 (otsu)"] = _strip(
                 _call(bench, client, "POST", f"{base}/cog/areas", params={"url": url}, json=bench.square_10km2())
             )
@@ -242,29 +263,11 @@ def run_latency(bench: Bench, delay: float, zooms: list[int], env: dict[str, str
                         ]
                         rec[phase] = [_strip(c) for c in calls]
                     out["tiles"][f"{case} z{z}"] = rec
-            # scattered z14 tiles, 8 tiles (> 1 block) apart: every tile fetches its own blocks
-            for case, (server, params, halo) in CASES.items():
-                tiles = bench.scattered(14, SCATTER[case])
-                floors = [bench.tile_floor(t, halo) for t in tiles]
-                calls = [
-                    _call(
-                        bench,
-                        client,
-                        "GET",
-                        f"{bases[server]}/cog/tiles/WebMercatorQuad/{tz}/{tx}/{ty}.png",
-                        params={"url": url, **params},
-                    )
-                    for tz, tx, ty in tiles
-                ]
-                out["scattered"][case] = {
-                    "floor_blocks": [f[1] for f in floors],
-                    "floor_bytes": [f[2] for f in floors],
-                    "calls": [_strip(c) for c in calls],
-                }
     finally:
         for p in procs:
             p.terminate()
             p.wait(10)
+        shutil.rmtree(env["TITILER_OTSU_CACHE_DIR"], ignore_errors=True)
         if proxy:
             proxy.stop()
     return out
@@ -340,6 +343,7 @@ def run_seams(bench: Bench, env: dict[str, str], zooms: list[int]) -> dict[str, 
         for p in procs:
             p.terminate()
             p.wait(10)
+        shutil.rmtree(env["TITILER_OTSU_CACHE_DIR"], ignore_errors=True)
     return out
 
 
@@ -464,13 +468,17 @@ def main() -> None:
     parser.add_argument("--zooms", default="8,10,12,14")
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--no-seams", action="store_true")
+    parser.add_argument(
+        "--export-only", action="store_true", help="only the export (e.g. --size 47000: the 47k x 47k scene)"
+    )
     parser.add_argument("--report", type=Path, help="only print the tables of an earlier run's JSON")
     args = parser.parse_args()
     if args.report:
         print(report(json.loads(args.report.read_text())))
         return
 
-    scene = write_scene(CACHE / f"scene_{args.size}_b{args.blocks}.tif", args.size, args.blocks)
+    strip = 256 if args.size > 20000 else 512  # memory: one strip of rows
+    scene = write_scene(CACHE / f"scene_{args.size}_b{args.blocks}.tif", args.size, args.blocks, strip=strip)
     env = {**os.environ, **GDAL_CONFIG_DEFAULTS, "PYTHONPATH": str(ROOT)}
     zooms = [int(z) for z in args.zooms.split(",")]
     results: dict[str, Any] = {
@@ -482,8 +490,11 @@ def main() -> None:
     }
     with ObjectServer(CACHE) as server:
         bench = Bench(scene, server)
-        results["footprints"] = run_footprints(bench, zooms)
-        for ms in [float(v) for v in args.latencies.split(",")]:
+        if args.export_only:
+            args.latencies, args.no_seams = "", True
+        else:
+            results["footprints"] = run_footprints(bench, zooms)
+        for ms in [float(v) for v in args.latencies.split(",") if v]:
             print(f"latency {ms:.0f} ms ...", flush=True)
             results["latencies"].append(run_latency(bench, ms / 1000, zooms, env))
         if not args.no_seams:
@@ -494,10 +505,10 @@ def main() -> None:
             results["export"] = run_export(bench, env)
     results["load_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    dest = RESULTS / f"remote_b{args.blocks}.json"
+    dest = RESULTS / f"remote_{args.size}_b{args.blocks}{'_export' if args.export_only else ''}.json"
     dest.write_text(json.dumps(results, indent=1))
     text = report(results)
-    (RESULTS / f"remote_b{args.blocks}.md").write_text(text)
+    dest.with_suffix(".md").write_text(text)
     print(text)
     print(f"\nwritten {dest}")
 

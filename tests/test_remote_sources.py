@@ -294,3 +294,15 @@ def test_export_through_http_fetches_each_byte_about_once(
             assert [e.status for e in log.entries if e.status >= 400] == []  # no sidecar probes (.aux.xml, .msk)
     with rasterio.open(outs["remote"]) as a, rasterio.open(outs["local"]) as b:
         assert np.array_equal(a.read(1), b.read(1))
+
+
+def test_remote_identity_notices_a_new_etag_and_reaches_gdal():
+    """A probe with new validators reports a change; GDAL's cache-clearing entry point is found in the process."""
+    from titiler_otsu import remote_identity
+
+    url = "http://127.0.0.1:1/identity-test.tif"
+    assert remote_identity.record(url, {"etag": '"a"', "last-modified": "x", "content-length": "10"}) is False
+    assert remote_identity.record(url, {"etag": '"a"', "last-modified": "x", "content-length": "10"}) is False
+    assert remote_identity.identity(url) == ('"a"', "x", "10")
+    assert remote_identity.record(url, {"etag": '"b"', "last-modified": "x", "content-length": "10"}) is True
+    assert remote_identity.clear_gdal_cache(url) is True
