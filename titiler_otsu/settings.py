@@ -120,6 +120,18 @@ class Settings(BaseSettings):
         "(a variable already in the environment wins).",
     )
 
+    # ------------------------------------------------------------------ memory at rest (titiler_otsu/memory.py)
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="glibc malloc arenas per process (0: glibc's default of 8 per core); fewer arenas hold "
+        "less freed memory between requests.",
+    )
+    trim_idle_seconds: float = Field(
+        2.0, ge=0, description="Seconds without a request after which freed heap is returned to the kernel (0: never)."
+    )
+
     viewer_vendor_url: str = Field(
         "https://unpkg.com",
         description="Where the web viewer loads its map libraries (Leaflet, Leaflet-Geoman) from: "
