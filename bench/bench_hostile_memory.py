@@ -16,7 +16,8 @@ bbox), /info, TileJSON, /statistics, /preview, /point, POST /areas, /vectors, an
 (process tree) is the median over `--rest` seconds with no request in flight: at start, after
 the warm-up and after the run; the peak under load is sampled every 0.5 s.
 
-Target: RSS at rest after the run <= 1.5 x RSS at rest after the warm-up, and no 5xx. "At rest":
+Target: RSS at rest after the run <= 1.5 x RSS at rest after the warm-up, no 5xx and no
+transport error. "At rest":
 `--settle` seconds (5) without a request, then the median over `--rest` seconds (3).
 
     python bench/bench_hostile_memory.py                           # 10,000 requests
@@ -280,6 +281,7 @@ async def run(args: argparse.Namespace, sources: list[Source], allowed: Path, po
     stop.set()
     await task
     server_errors = sum(n for s, n in (warm_status + status).items() if isinstance(s, int) and s >= 500)
+    transport_errors = sum(n for s, n in (warm_status + status).items() if not isinstance(s, int))
     ratio = after_run / after_warmup
     return {
         "sources": len(sources),
@@ -291,6 +293,7 @@ async def run(args: argparse.Namespace, sources: list[Source], allowed: Path, po
         "statuses": {str(k): v for k, v in sorted(status.items(), key=lambda kv: str(kv[0]))},
         "server_errors": server_errors,
         "server_error_samples": samples,
+        "transport_errors": transport_errors,
         "rss_mb": {
             "at_rest_start": round(at_start, 1),
             "at_rest_after_warmup": round(after_warmup, 1),
@@ -299,7 +302,7 @@ async def run(args: argparse.Namespace, sources: list[Source], allowed: Path, po
         },
         "after_run_over_after_warmup": round(ratio, 3),
         "env": args.env,
-        "pass": ratio <= 1.5 and server_errors == 0,
+        "pass": ratio <= 1.5 and server_errors == 0 and transport_errors == 0,
     }
 
 
