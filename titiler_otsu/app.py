@@ -28,6 +28,7 @@ from titiler_otsu.limits import (
     request_guard,
 )
 from titiler_otsu.masking import cog_mask_params
+from titiler_otsu.memory import IdleTrimMiddleware, limit_arenas
 from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings, default_cache_dir
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     apply_gdal_config(settings.gdal_config)
     apply_gdal_config(gdal_http_environment(settings))
     configure_dataset_cache(settings.dataset_cache_size, settings.dataset_cache_ttl)
+    limit_arenas(settings.malloc_arena_max)
 
     async def limit_worker_threads() -> None:
         """Bound the threads running blocking work in this worker (anyio's default limiter: 40)."""
@@ -142,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TileScaleMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestTimeoutMiddleware, timeout=settings.request_timeout)
+    app.add_middleware(IdleTrimMiddleware, delay=settings.trim_idle_seconds)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

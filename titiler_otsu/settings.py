@@ -147,6 +147,17 @@ class Settings(BaseSettings):
         description="Share dataset histograms between worker processes through files in `cache_dir` "
         "(keyed by source identity, read options and HISTOGRAM_MAX_SIZE; expire with HISTOGRAM_CACHE_TTL).",
     )
+    # ------------------------------------------------------------------ memory at rest (titiler_otsu/memory.py)
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="glibc malloc arenas per process (0: glibc's default of 8 per core); fewer arenas hold "
+        "less freed memory between requests.",
+    )
+    trim_idle_seconds: float = Field(
+        2.0, ge=0, description="Seconds without a request after which freed heap is returned to the kernel (0: never)."
+    )
 
     viewer_vendor_url: str = Field(
         "https://unpkg.com",
