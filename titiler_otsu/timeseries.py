@@ -297,7 +297,7 @@ class TimeSeriesExtension(FactoryExtension):
                 raise BadRequestError("The Feature has no geometry: give a Polygon or MultiPolygon in lon/lat.")
             polygon = repair(shapely.geometry.shape(feature.geometry.model_dump(exclude_none=True)))[0]
             requested = StacApiSource.from_key(src_path)
-            groups = self._groups(factory, requested, polygon, group)
+            groups, notes = self._groups(factory, requested, polygon, group)
             source = replace(requested, bbox=requested.bbox or tuple(polygon.bounds))
             series = SeriesRequest(
                 factory, source, feature, algorithm, reader_params, layer_params, dataset_params, env
@@ -311,6 +311,7 @@ class TimeSeriesExtension(FactoryExtension):
                 group=group,
                 polygon_area_m2=lonlat_area(polygon),
                 rows=rows,
+                notes=notes,
             )
             if format == "csv":
                 return Response(rows_to_csv(rows), media_type="text/csv")
@@ -319,8 +320,8 @@ class TimeSeriesExtension(FactoryExtension):
     @staticmethod
     def _groups(
         factory: "OtsuSTACAPITilerFactory", source: StacApiSource, polygon: Any, group: Grouping
-    ) -> list[DateGroup]:
-        """Items of the search touching the polygon, grouped into dates (limits enforced)."""
+    ) -> tuple[list[DateGroup], list[str]]:
+        """Items of the search touching the polygon, grouped into dates (limits enforced), and notes."""
         settings = factory.settings
         with factory.reader(source.key) as mosaic:
             assert isinstance(mosaic, STACAPIBackend)
@@ -351,7 +352,10 @@ class TimeSeriesExtension(FactoryExtension):
                 f"No item of collection '{source.collection}' touches the polygon"
                 + (f" for datetime={source.datetime}." if source.datetime else ".")
             )
-        return date_groups(items, group)
+        groups = date_groups(items, group)
+        undated = len(items) - sum(len(g.items) for g in groups)
+        notes = [f"{undated} item(s) without datetime or start_datetime were left out."] if undated else []
+        return groups, notes
 
 
 def _algorithm_label(algorithm: BaseAlgorithm | None) -> tuple[str, str]:
