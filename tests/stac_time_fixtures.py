@@ -7,8 +7,8 @@ columns 672..1055 of B08/SCL: sea in the north, the Libyan coast, desert inland)
 * `B08` (uint16, 100 m, nodata 0): the real NIR of the window with a gap opened around Otsu's
   threshold (water 200 + value / 10, land 4000 + (value - threshold) / 2, so every threshold Otsu
   finds on any date lies in the gap and a pixel's class depends only on what we painted), then a painted lake
-  whose extent changes (values 600..799), bright clouds (9000..9199) and a dark cloud shadow
-  (500, looks like water) where the SCL says so.
+  whose extent changes (values 250..349, like the sea's), bright clouds (9000..9199) and a dark cloud shadow
+  (300, looks like water) where the SCL says so.
 * `SCL` (uint8, **200 m**, nodata 0): the real scene classification of the window with its
   cloud classes (3, 8, 9, 10) replaced by 5 (bare soil), then the painted clouds: class 9
   (`CLOUD_A`, date 2), 3 (`SHADOW`, date 3), 8 (`CLOUD_B`) and 10 (`CIRRUS`, date 4). All
@@ -280,11 +280,11 @@ def build_time_stack(directory: Path) -> TimeStack:
     for i, (date, when, item_id) in enumerate(zip(DATES, DATETIMES, ITEM_IDS, strict=True)):
         nir = nir0.copy()
         water = stack.painted_water(i)
-        nir[water] = 600 + _noise((SIZE, SIZE), 200)[water]
+        nir[water] = 250 + _noise((SIZE, SIZE), 100)[water]
         scl = scl0.copy()
         for rect, value in CLOUDS[i]:
             box = _box(rect)
-            nir[box] = 500 if value == 3 else 9000 + _noise((SIZE, SIZE), 200)[box]
+            nir[box] = 300 if value == 3 else 9000 + _noise((SIZE, SIZE), 200)[box]
             r0, r1, c0, c1 = rect
             scl[r0 // 2 : r1 // 2, c0 // 2 : c1 // 2] = value
         cloudy = stack.cloud(i, (8, 9, 10))
@@ -296,6 +296,11 @@ def build_time_stack(directory: Path) -> TimeStack:
         fg = nir[valid & ~masked]
         tm = float(threshold_otsu(fg))
         tu = float(threshold_otsu(nir[valid]))
+        # and the server's binning (256 equal bins): its threshold is a bin edge, up to a bin above
+        counts, edges = np.histogram(nir[valid], bins=256)
+        tb = float(threshold_otsu(hist=(counts, (edges[:-1] + edges[1:]) / 2)))
+        tb += (edges[1] - edges[0]) / 2  # the upper edge of the last background bin
+        tm, tu = min(tm, tu, tb), max(tm, tu, tb)
         if not (
             int(nir[(sea | water) & ~masked].max())
             <= min(tm, tu)

@@ -31,5 +31,5 @@ def test_stack_files_hold_the_painted_water_and_clouds(time_stack: TimeStack) ->
         cloud = np.kron(np.isin(scl, SCL_MASK_VALUES), np.ones((2, 2), bool))
         assert np.array_equal(cloud, time_stack.cloud(i))
         assert np.array_equal((qa & 0b11000) > 0, time_stack.cloud(i))
-        water = (nir <= 799) & ~cloud
+        water = (nir <= 507) & ~cloud
         assert np.array_equal(water, time_stack.water(i))

@@ -15,7 +15,6 @@ copy of the algorithm: `scope: "dataset"` thresholds come from each date's datas
 also gives the class transition matrix (any number of classes, e.g. `multiotsu`).
 """
 
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal

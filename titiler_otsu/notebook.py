@@ -545,7 +545,7 @@ class TileClient:
         expression: str | None = None,
         assets: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """`POST /areas`: per feature, pixels / fraction / true ground area of each class."""
+        """`POST /areas`: a GeoJSON FeatureCollection; per feature, under `properties`, each class's area."""
         if geojson.get("type") not in ("Feature", "FeatureCollection"):
             geojson = {"type": "Feature", "properties": {}, "geometry": geojson}
         q = self._q(bidx=bidx, expression=expression, assets=assets, algorithm=algorithm, params=params)
