@@ -309,3 +309,16 @@ def test_dataset_scope_thresholds_of_masked_dates_are_otsu_of_their_unmasked_pix
         ).json()
         assert row["thresholds"] == threshold["thresholds"]
         assert (threshold["masked_pixels"] > 0) == bool(time_stack.cloud(i).any())
+
+
+def test_a_date_masked_entirely_is_a_row_with_no_valid_pixel_not_an_error(stack_client, time_stack) -> None:
+    everything = {**WATER_FIXED, "mask_asset": "SCL", "mask_values": ",".join(map(str, range(1, 12)))}
+    everything["algorithm_params"] = json.dumps({"invert": True})  # scope dataset: no valid pixel to histogram
+    r = stack_client.post(f"{TIME_PREFIX}/timeseries", params=everything, json=time_stack.polygon())
+    assert r.status_code == 200, r.text
+    rows = r.json()["rows"]
+    assert len(rows) == 4
+    for row in rows:
+        assert row["valid_fraction"] == 0.0 and row["pixels"] == 0 and row["thresholds"] == [None]
+        assert row["masked_pixels"] == row["nodata_pixels"] > 0
+        assert row["masked_area_m2"] == pytest.approx(expected_area_m2(AOI), rel=0.005)
