@@ -245,7 +245,31 @@ class SeriesRequest:
         return segmentation
 
     def row(self, group: DateGroup) -> TimeSeriesRow:
-        """Measure the polygon on one date's mosaic (the source pinned to the group's items)."""
+        """Measure the polygon on one date's mosaic (the source pinned to the group's items).
+
+        Items whose footprint touches the polygon but whose rasters hold nothing there (an
+        imprecise STAC geometry) give a row without valid pixels and a note, not a failed series.
+        """
+        try:
+            return self._measure(group)
+        except SourceNotFoundError as e:
+            n_classes = self.algorithm.n_classes if isinstance(self.algorithm, SegmentationAlgorithm) else 2
+            return TimeSeriesRow(
+                datetime=group.label,
+                interval=group.interval,
+                items=[it.id for it in group.items],
+                thresholds=[None] * (n_classes - 1),
+                classes=[ClassArea(class_=k, pixels=0, fraction=0.0, area_m2=0.0) for k in range(n_classes)],
+                valid_fraction=0.0,
+                pixels=0,
+                nodata_pixels=0,
+                area_m2=0.0,
+                decimation=1,
+                overview=False,
+                notes=[f"No data of these items over the polygon ({e})."],
+            )
+
+    def _measure(self, group: DateGroup) -> TimeSeriesRow:
         key = replace(self.source, ids=tuple(it.id for it in group.items)).key
         with rasterio.Env(**self.env):
             segmentation = self.algorithm_for(key)
