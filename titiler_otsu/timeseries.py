@@ -11,7 +11,6 @@ row is the one `/areas` gives for that date's mosaic. Dates run concurrently in 
 thread pool (setting `TIMESERIES_THREADS`); more than `TIMESERIES_MAX_ITEMS` items is a 400.
 """
 
-
 import csv
 import datetime as dt
 import io
