@@ -6,12 +6,12 @@ item per month of 2020, a painted lake whose radius changes every month, and a 2
 the collection declares `gsd: [10]`, so mosaics are read at zoom 14 (8.1 m ground pixels).
 
 * **Change tile vs single-date tile** (target <= 2.2x): `change/tiles` (before = January, after =
-  April, the lake at its largest) vs `tiles` (datetime = January) of the same search, `otsu` with `invert`, scope `dataset`
-  over the same `bbox` (each period's histogram cached after the warm-up), 512-px `.png` tiles
-  at zoom 13 over the window; medians over the tiles, two rounds.
+  April, the lake at its largest) vs `tiles` (datetime = January) of the same search, `otsu`
+  with `invert`, scope `dataset` over the same `bbox` (each period's histogram cached after the
+  warm-up), 512-px `.png` tiles at zoom 13 over the window; medians over the tiles and rounds.
 * **12-date time series vs 12 x /areas** (target <= 12x): `POST /timeseries` over a 10 km² square
   (group=item, 12 rows) vs one `POST /areas` of the same square at one date, same parameters;
-  medians of `--repeat` runs, with `TIMESERIES_THREADS` 1 and 4. Histograms are warm (the
+  medians of `--repeat` runs, with `TIMESERIES_THREADS` 1, 2 and 4. Histograms are warm (the
   time series and /areas share them), searches are cached.
 
 Run: `python bench/bench_time.py` (needs ../shared/data and the `rustac` CLI from PyPI). In-process
@@ -203,7 +203,7 @@ def main() -> None:
 
             tile = bench_change_tile(client(), bbox, args.rounds)
             feature = square(transform, math.sqrt(10e6))  # 10 km²
-            series = {n: bench_timeseries(client(timeseries_threads=n), feature, args.repeat) for n in (1, 4)}
+            series = {n: bench_timeseries(client(timeseries_threads=n), feature, args.repeat) for n in (1, 2, 4)}
         finally:
             proc.terminate()
             proc.wait(timeout=10)

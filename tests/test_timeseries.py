@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from fastapi.testclient import TestClient
 
 from tests.stac_fixtures import COLLECTION, ITEM1_ID, ITEM2_ID, NDWI, StacItems, free_port, stac_settings, start_rustac
@@ -309,3 +310,53 @@ def test_dataset_scope_thresholds_of_masked_dates_are_otsu_of_their_unmasked_pix
         ).json()
         assert row["thresholds"] == threshold["thresholds"]
         assert (threshold["masked_pixels"] > 0) == bool(time_stack.cloud(i).any())
+
+
+def test_a_date_masked_entirely_is_a_row_with_no_valid_pixel_not_an_error(stack_client, time_stack) -> None:
+    everything = {**WATER_FIXED, "mask_asset": "SCL", "mask_values": ",".join(map(str, range(1, 12)))}
+    everything["algorithm_params"] = json.dumps({"invert": True})  # scope dataset: no valid pixel to histogram
+    r = stack_client.post(f"{TIME_PREFIX}/timeseries", params=everything, json=time_stack.polygon())
+    assert r.status_code == 200, r.text
+    rows = r.json()["rows"]
+    assert len(rows) == 4
+    for row in rows:
+        assert row["valid_fraction"] == 0.0 and row["pixels"] == 0 and row["thresholds"] == [None]
+        assert row["masked_pixels"] == row["nodata_pixels"] > 0
+        assert row["masked_area_m2"] == pytest.approx(expected_area_m2(AOI), rel=0.005)
+
+
+def test_an_item_with_no_data_over_the_polygon_is_a_row_with_a_note_not_a_failed_series(
+    time_stack, tmp_path_factory
+) -> None:
+    directory = tmp_path_factory.mktemp("time_misplaced")
+    collection = json.loads(time_stack.collection.read_text())
+    collection["id"] = "otsu-time-misplaced"
+    (directory / "collection.json").write_text(json.dumps(collection))
+    paths = []
+    for i, shift in ((0, 0.0), (1, 100_000.0)):  # date 1's raster lies 100 km east of its STAC footprint
+        item = json.loads(time_stack.items[i].read_text())
+        item["collection"] = collection["id"]
+        item["assets"] = {"B08": item["assets"]["B08"]}
+        with rasterio.open(Path(item["assets"]["B08"]["href"].removeprefix("file://"))) as ds:
+            data, t = ds.read(1), ds.transform
+        moved = Affine(t.a, t.b, t.c + shift, t.d, t.e, t.f)
+        cog = write_cog(directory / f"{item['id']}_B08.tif", data, crs="EPSG:32634", transform=moved, nodata=0)
+        item["assets"]["B08"].update(href=cog.as_uri(), **{"proj:transform": list(moved)[:6]})
+        paths.append(directory / f"{item['id']}.json")
+        paths[-1].write_text(json.dumps(item))
+    port = free_port()
+    proc = start_rustac([directory / "collection.json", *paths], port, collection=collection["id"])
+    try:
+        settings = time_settings(time_stack, f"http://127.0.0.1:{port}", stac_max_zoom=12)
+        settings.allowed_sources = [*(settings.allowed_sources or []), str(directory)]
+        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        params = _q(assets="B08", algorithm="otsu", algorithm_params={"invert": True})  # dataset scope
+        r = client.post(f"/stacapi/collections/{collection['id']}/timeseries", params=params, json=time_stack.polygon())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert r.status_code == 200, r.text
+    good, misplaced = r.json()["rows"]
+    assert good["valid_fraction"] == 1.0 and _water_area(good) > 0
+    assert misplaced["items"] == [ITEM_IDS[1]] and misplaced["valid_fraction"] == 0.0 and misplaced["pixels"] == 0
+    assert misplaced["thresholds"] == [None] and "No data of these items" in misplaced["notes"][0]

@@ -83,7 +83,10 @@ class Settings(BaseSettings):
         60, ge=1, le=1000, description="Most items one /stacapi time series measures (more: 400, narrow datetime=)."
     )
     timeseries_threads: int = Field(
-        4, ge=1, le=64, description="Dates of one time series measured at the same time (threads)."
+        2,
+        ge=1,
+        le=64,
+        description="Dates of one time series measured at the same time (threads; more for remote COGs).",
     )
 
     # ------------------------------------------------------------------ security limits (see README "Security")

@@ -11,7 +11,6 @@ row is the one `/areas` gives for that date's mosaic. Dates run concurrently in 
 thread pool (setting `TIMESERIES_THREADS`); more than `TIMESERIES_MAX_ITEMS` items is a 400.
 """
 
-
 import csv
 import datetime as dt
 import io
@@ -245,7 +244,31 @@ class SeriesRequest:
         return segmentation
 
     def row(self, group: DateGroup) -> TimeSeriesRow:
-        """Measure the polygon on one date's mosaic (the source pinned to the group's items)."""
+        """Measure the polygon on one date's mosaic (the source pinned to the group's items).
+
+        Items whose footprint touches the polygon but whose rasters hold nothing there (an
+        imprecise STAC geometry) give a row without valid pixels and a note, not a failed series.
+        """
+        try:
+            return self._measure(group)
+        except SourceNotFoundError as e:
+            n_classes = self.algorithm.n_classes if isinstance(self.algorithm, SegmentationAlgorithm) else 2
+            return TimeSeriesRow(
+                datetime=group.label,
+                interval=group.interval,
+                items=[it.id for it in group.items],
+                thresholds=[None] * (n_classes - 1),
+                classes=[ClassArea(class_=k, pixels=0, fraction=0.0, area_m2=0.0) for k in range(n_classes)],
+                valid_fraction=0.0,
+                pixels=0,
+                nodata_pixels=0,
+                area_m2=0.0,
+                decimation=1,
+                overview=False,
+                notes=[f"No data of these items over the polygon ({e})."],
+            )
+
+    def _measure(self, group: DateGroup) -> TimeSeriesRow:
         key = replace(self.source, ids=tuple(it.id for it in group.items)).key
         with rasterio.Env(**self.env):
             segmentation = self.algorithm_for(key)
@@ -297,7 +320,7 @@ class TimeSeriesExtension(FactoryExtension):
                 raise BadRequestError("The Feature has no geometry: give a Polygon or MultiPolygon in lon/lat.")
             polygon = repair(shapely.geometry.shape(feature.geometry.model_dump(exclude_none=True)))[0]
             requested = StacApiSource.from_key(src_path)
-            groups = self._groups(factory, requested, polygon, group)
+            groups, notes = self._groups(factory, requested, polygon, group)
             source = replace(requested, bbox=requested.bbox or tuple(polygon.bounds))
             series = SeriesRequest(
                 factory, source, feature, algorithm, reader_params, layer_params, dataset_params, env
@@ -311,6 +334,7 @@ class TimeSeriesExtension(FactoryExtension):
                 group=group,
                 polygon_area_m2=lonlat_area(polygon),
                 rows=rows,
+                notes=notes,
             )
             if format == "csv":
                 return Response(rows_to_csv(rows), media_type="text/csv")
@@ -319,8 +343,8 @@ class TimeSeriesExtension(FactoryExtension):
     @staticmethod
     def _groups(
         factory: "OtsuSTACAPITilerFactory", source: StacApiSource, polygon: Any, group: Grouping
-    ) -> list[DateGroup]:
-        """Items of the search touching the polygon, grouped into dates (limits enforced)."""
+    ) -> tuple[list[DateGroup], list[str]]:
+        """Items of the search touching the polygon, grouped into dates (limits enforced), and notes."""
         settings = factory.settings
         with factory.reader(source.key) as mosaic:
             assert isinstance(mosaic, STACAPIBackend)
@@ -351,7 +375,10 @@ class TimeSeriesExtension(FactoryExtension):
                 f"No item of collection '{source.collection}' touches the polygon"
                 + (f" for datetime={source.datetime}." if source.datetime else ".")
             )
-        return date_groups(items, group)
+        groups = date_groups(items, group)
+        undated = len(items) - sum(len(g.items) for g in groups)
+        notes = [f"{undated} item(s) without datetime or start_datetime were left out."] if undated else []
+        return groups, notes
 
 
 def _algorithm_label(algorithm: BaseAlgorithm | None) -> tuple[str, str]:
