@@ -32,8 +32,9 @@ from titiler_otsu.reader import GridExactReader
 from titiler_otsu.settings import Settings
 
 TMS = morecantile.tms.get("WebMercatorQuad")
-#: Requests of a cold open: our allow-list probe (HEAD), GDAL's HEAD (file size), the header GET.
-OPEN_REQUESTS = 3
+#: Requests of a cold open: our allow-list probe (HEAD), the redirect guard's 1-byte GET probe
+#: (titiler_otsu/remote_get.py), GDAL's HEAD (file size), the header GET.
+OPEN_REQUESTS = 4
 #: GDAL fetches whole 16 KB chunks: a range may exceed its blocks by up to one chunk.
 CHUNK = 16384
 
@@ -83,7 +84,7 @@ def _ranges(log: LogWindow) -> list[tuple[int, int]]:
 
 
 def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer, remote_scene: Path, tmp_path: Path):
-    """Cold first tile ≤ floor + 3 (open); a pan afterwards ≤ floor + 0.5 per tile, with no HEAD or reopen."""
+    """Cold first tile ≤ floor + 4 (open, with the redirect guard's GET probe); a pan afterwards ≤ floor + 0.5 per tile, with no HEAD or reopen."""
     local = _link(remote_scene, "pan.tif")
     url = object_server.url(local.name)
     index = BlockIndex(local)
@@ -97,6 +98,7 @@ def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer
     assert r.status_code == 200, r.text
     _, blocks, size = _floor(local, index, first)
     assert log.count("HEAD") == 2  # our redirect/identity probe + GDAL's size probe, once
+    assert sum(1 for e in log.entries if e.range == "bytes=0-0") == 1  # the GET redirect probe, once
     assert log.requests <= blocks + OPEN_REQUESTS
     assert log.bytes <= size + 65536 + CHUNK * log.requests
 
