@@ -40,21 +40,34 @@ _CACHE_SIZE = 16
 #: the scene until it is full: worker memory must be bounded by the window size instead).
 WORKER_GDAL_CACHE_MB = 128
 
+_gdal_options_applied = False
 _gdal_cache_limited = False
 
 
-def limit_gdal_cache() -> None:
-    """Cap GDAL's block cache in this process and set the server's GDAL options (once; the environment wins)."""
-    global _gdal_cache_limited
-    if _gdal_cache_limited:
+def apply_remote_gdal_options() -> None:
+    """Set the server's GDAL options in this process (once; the environment wins).
+
+    No sidecar probes, the header in one GET, a shared byte cache big enough that halos re-read
+    cached blocks: remote sources are fetched about once. The block cache is left alone here
+    (the driver's COG conversion wants GDAL's default); workers cap it with `limit_gdal_cache`.
+    """
+    global _gdal_options_applied
+    if _gdal_options_applied:
         return
-    _gdal_cache_limited = True
-    # the server's GDAL options (no sidecar probes, the header in one GET, a shared byte
-    # cache big enough that halos re-read cached blocks: remote sources are fetched ~once)
+    _gdal_options_applied = True
     from titiler_otsu.datasets import apply_gdal_config
     from titiler_otsu.settings import GDAL_CONFIG_DEFAULTS
 
     apply_gdal_config({k: v for k, v in GDAL_CONFIG_DEFAULTS.items() if k != "GDAL_CACHEMAX"})
+
+
+def limit_gdal_cache() -> None:
+    """Cap GDAL's block cache in this (worker) process and set the server's GDAL options (once)."""
+    global _gdal_cache_limited
+    apply_remote_gdal_options()
+    if _gdal_cache_limited:
+        return
+    _gdal_cache_limited = True
     if "GDAL_CACHEMAX" not in os.environ:
         from rasterio._env import set_gdal_config
 
@@ -97,7 +110,7 @@ class ExportSource:
         assets: list[str] | None = None,
     ) -> ExportSource:
         """Describe a source, checking it exists and the band selection makes sense."""
-        limit_gdal_cache()
+        apply_remote_gdal_options()
         if bidx is not None and expression:
             raise BadRequestError("Give either --bidx or --expression, not both.")
         if "://" not in path and not Path(path).is_file():
