@@ -49,6 +49,7 @@ from titiler_otsu.masking import QualityMask, QualityMaskParams, with_quality_ma
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
+from titiler_otsu.source_checks import check_item_grid, item_grid_too_small
 from titiler_otsu.sources import SourcePolicy
 from titiler_otsu.stac_expression import resolve_expression
 from titiler_otsu.stac_windows import to_tms_bounds, window_for_bounds
@@ -157,6 +158,8 @@ class GridExactSTACReader(STACReader):
                 super().__attrs_post_init__()
         except MissingAssets as e:
             raise BadRequestError(f"The STAC Item {self.input or ''} has no raster (GeoTIFF/COG) asset.") from e
+        except ZeroDivisionError as e:  # rio-tiler's Item grid from assets' bounds rounded to 0 px
+            raise SourceNotReadableError(item_grid_too_small(f"The STAC Item {self.input or ''}")) from e
         except (
             httpx2.HTTPError,
             OSError,
@@ -167,6 +170,7 @@ class GridExactSTACReader(STACReader):
             pystac.STACTypeError,
         ) as e:
             raise _fetch_error(self.input, e) from e
+        check_item_grid(self.crs, getattr(self, "width", None), getattr(self, "height", None), "The STAC Item")
 
     # ------------------------------------------------------------------ assets
     def _get_asset_info(self, asset: Any) -> AssetInfo:
