@@ -239,3 +239,22 @@ def test_well_georeferenced_base_raster_is_served_by_every_endpoint(client: Test
         if response.status_code != 200:
             failing[endpoint] = (response.status_code, response.text[:200])
     assert not failing
+
+
+@pytest.mark.parametrize(
+    ("shape", "algorithm", "thresholds"),
+    [("nbits1", _alg("otsu"), [0.0]), ("palette", _alg("multiotsu", classes=3), [1.0, 2.0])],
+)
+def test_one_bit_and_palette_rasters_are_segmented_on_their_stored_values(
+    client: TestClient, matrix_dir: Path, shape: str, algorithm: dict, thresholds: list[float]
+) -> None:
+    """NBITS=1 values 0/1 and palette indices 1..3 are split between the stored values (not colours)."""
+    spec = RasterSpec(shape=shape)
+    path = spec.write(matrix_dir)
+    info = client.get("/cog/info", params={"url": str(path)}).json()
+    assert info["dtype"] == "uint8" and info["colorinterp"] == ["palette"]
+    r = client.get("/cog/threshold", params={"url": str(path), **algorithm})
+    assert r.status_code == 200 and r.json()["thresholds"] == thresholds, r.text
+    tile = client.get(f"/cog/tiles/{_tile(spec)}.npy", params={"url": str(path), **algorithm})
+    classes = np.load(io.BytesIO(tile.content))[0]
+    assert set(np.unique(classes)) == set(range(len(thresholds) + 1))
