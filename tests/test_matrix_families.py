@@ -233,3 +233,17 @@ def test_stac_items_without_earth_georeferencing_are_refused_by_stac(client: Tes
         r = client.get("/stac/WebMercatorQuad/tilejson.json", params={"url": str(item), "assets": "data"})
         assert 400 <= r.status_code < 500, (georef, r.status_code, r.text[:300])
         assert json.loads(r.content)["detail"]
+
+
+@pytest.mark.parametrize("shape", ["1x1", "1xN", "Nx1"])
+def test_stac_item_one_pixel_wide_is_served_like_its_cog(client: TestClient, stac_matrix_dir: Path, shape: str) -> None:
+    """rio-tiler's Item grid (rebuilt from asset bounds) rounds a 1-px side to 0; the Item's own proj: grid is used."""
+    spec = RasterSpec("float32", "geographic", shape, "nan")
+    item = write_item(matrix_item(spec, stac_matrix_dir), stac_matrix_dir)
+    point = "/point/{},{}".format(*_lonlat(spec))
+    via_stac = client.get(f"/stac{point}", params={"url": str(item), "assets": "data"})
+    via_cog = client.get(f"/cog{point}", params={"url": str(spec.write(stac_matrix_dir))})
+    assert via_stac.status_code == via_cog.status_code == 200, via_stac.text
+    assert via_stac.json()["values"] == via_cog.json()["values"]
+    threshold = client.get("/stac/threshold", params={"url": str(item), "assets": "data", **_alg("otsu")})
+    assert threshold.status_code == 200 and threshold.json()["pixels"] > 0, threshold.text  # read on the TMS grid
