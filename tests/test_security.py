@@ -541,4 +541,5 @@ def test_stac_band_options_and_areas_on_a_local_item_are_served(
         assert next(iter(info.values()))["count"] >= 1
     if path == "/stac/areas":
         (feature,) = response.json()["features"]
-        assert feature["pixels"] > 0 and sum(c["pixels"] for c in feature["classes"]) == feature["pixels"]
+        result = feature["properties"]  # /areas answers a FeatureCollection, results under properties (#15)
+        assert result["pixels"] > 0 and sum(c["pixels"] for c in result["classes"]) == result["pixels"]
