@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from tests.remote import ObjectServer
 
 #: STAC items, a real STAC API (rustac) and broken APIs for the STAC tests; the multi-date stack.
-pytest_plugins = ["tests.stac_fixtures", "tests.stac_time_fixtures"]
+pytest_plugins = ["tests.stac_fixtures", "tests.stac_time_fixtures", "tests.matrix_stac_fixtures"]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 S2_DIR = SHARED_DATA / "sentinel2_S2A_34SGA_20200318_L2A"

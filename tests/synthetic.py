@@ -36,6 +36,7 @@ __all__ = [
     "default_transform",
     "one_axis_at_a_time",
     "pairwise_rows",
+    "uncovered_pairs",
     "write_cog",
 ]
 
@@ -148,7 +149,23 @@ GEOREFS = (
     "engineering",  # a local (engineering) CRS
     "mars",  # a CRS of another body (IAU_2015:49900)
 )
-SHAPES = ("square", "1x1", "1xN", "Nx1", "tall", "uniform", "all_nodata", "all_nan", "inf", "extreme")
+SHAPES = (
+    "square",
+    "1x1",
+    "1xN",
+    "Nx1",
+    "tall",
+    "uniform",
+    "all_nodata",
+    "all_nan",
+    "inf",
+    "extreme",
+    "nbits1",  # a 1-bit GeoTIFF (uint8 band, NBITS=1): values 0/1
+    "palette",  # a paletted uint8 GeoTIFF (colour table, photometric palette): classes 0..3
+)
+#: Shapes that are a storage layout of uint8 pixels (the dtype axis is coerced to uint8).
+UINT8_LAYOUTS = ("nbits1", "palette")
+_PALETTE = {0: (0, 0, 0, 0), 1: (0, 90, 200, 255), 2: (40, 160, 40, 255), 3: (230, 220, 180, 255)}
 NODATAS = ("none", "nan", "outside")
 
 _ENGINEERING_WKT = (
@@ -174,6 +191,8 @@ class RasterSpec:
     def effective(self) -> RasterSpec:
         """The raster actually written (impossible combinations coerced, see above)."""
         spec = self
+        if spec.shape in UINT8_LAYOUTS:
+            spec = replace(spec, dtype="uint8", nodata="none" if spec.nodata == "nan" else spec.nodata)
         needs_float = spec.shape in ("all_nan", "inf") or spec.nodata == "nan"
         if needs_float and np.dtype(spec.dtype).kind not in "fc":
             spec = replace(spec, dtype="float32")
@@ -233,6 +252,10 @@ class RasterSpec:
             else:
                 info = np.iinfo(dtype)
                 values = np.where(dark, info.min + 1, info.max).astype(dtype)
+        elif self.shape == "nbits1":
+            values = (~dark).astype(dtype)
+        elif self.shape == "palette":
+            values = (np.where(dark, 1, 2) + (noise > 4)).astype(dtype)
         elif self.shape == "all_nodata":
             nodata = self.nodata_value()
             values[...] = np.nan if nodata is None or math.isnan(nodata) else nodata
@@ -297,11 +320,17 @@ class RasterSpec:
         }
         if min(h, w) >= 16:
             profile.update(tiled=True, blockxsize=16, blockysize=16)
+        if spec.shape == "nbits1":
+            profile.update(nbits=1)
+        if spec.shape == "palette":
+            profile.update(photometric="palette")
         tmp = path.with_suffix(".partial.tif")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.write(data, 1)
+                if spec.shape == "palette":
+                    dst.write_colormap(1, _PALETTE)
                 if gcps:
                     dst.gcps = (gcps, CRS.from_epsg(4326))
                 if min(h, w) >= 32:
@@ -317,6 +346,18 @@ def one_axis_at_a_time(base: RasterSpec | None = None) -> list[RasterSpec]:
     for axis, values in (("dtype", DTYPES), ("georef", GEOREFS), ("shape", SHAPES), ("nodata", NODATAS)):
         specs += [replace(base, **{axis: v}) for v in values if v != getattr(base, axis)]
     return list(dict.fromkeys(specs))
+
+
+def uncovered_pairs(axes: dict[str, Sequence[str]], rows: Sequence[dict[str, str]]) -> set:
+    """The pairs of values of two axes that no row holds (empty: `rows` is a pairwise cover)."""
+    names = list(axes)
+    wanted = {
+        ((a, va), (b, vb)) for i, a in enumerate(names) for b in names[i + 1 :] for va in axes[a] for vb in axes[b]
+    }
+    for row in rows:
+        items = [(n, row[n]) for n in names]
+        wanted -= {(p, q) for i, p in enumerate(items) for q in items[i + 1 :]}
+    return wanted
 
 
 def pairwise_rows(axes: dict[str, Sequence[str]], seed: int = 0, candidates: int = 24) -> list[dict[str, str]]:

@@ -1,5 +1,9 @@
 """Property test (hypothesis): any algorithm_params, expression or GeoJSON body on the matrix rasters, 0 x 5xx.
 
+Also the masking / change / time parameters (#15): mask_url / mask_asset with any mask_values /
+mask_bits string, before_url (/cog), before= / after= / datetime= intervals, group and format
+(/stacapi, on the matrix STAC API of tests/matrix_stac_fixtures.py), any tile format.
+
 Inputs are generated both near the valid space (known keys with odd values, band-math
 grammar, GeoJSON-shaped documents) and away from it (random keys, text, garbage JSON).
 Each answer must be a 200 or a 4xx with a `detail`. Examples are bounded and derandomised
@@ -18,8 +22,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.matrix_stac_fixtures import MATRIX_COLLECTION, STACAPI_SPECS, MatrixApi, matrix_pair_item
 from tests.synthetic import RasterSpec
-from tests.test_raster_matrix import Call, _lonlat, _tile, assert_sane
+from tests.test_raster_matrix import Call, _alg, _bbox, _lonlat, _polygon, _tile, assert_sane
 
 #: A few rasters of the matrix: the base, floats with NaN nodata, one pixel, uniform, extremes, GCPs, polar.
 RASTERS = [
@@ -204,3 +209,121 @@ def test_any_geojson_body_on_areas_statistics_and_feature_is_never_a_server_erro
     _check(client, Call("POST", "/cog/areas", areas, body), "geojson")
     _check(client, Call("POST", "/cog/statistics", {"url": str(path)}, body), "geojson")
     _check(client, Call("POST", "/cog/feature.png", {"url": str(path), "max_size": 64}, body), "geojson")
+
+
+# ---------------------------------------------------------------------- masking, change and time (#15)
+EXAMPLES_15 = 60
+_SETTINGS_15 = settings(_SETTINGS, max_examples=EXAMPLES_15)
+_int_list = st.lists(st.integers(-(2**70), 2**70) | st.sampled_from([0, 1, 3, 8, 62, 63, 64, -1]), max_size=5)
+#: mask_values / mask_bits: comma lists of integers (in and out of range), odd separators, text.
+mask_numbers = st.one_of(
+    st.sampled_from(["3", "1,2", "2", "3,8,9,10", "0", "1"]),
+    _int_list.map(lambda xs: ",".join(map(str, xs))),
+    st.lists(st.sampled_from(["3", " 8", "9 ", "", "1.5", "nan", "-0", "0x3", "1e3", "３"]), max_size=4).map(",".join),
+    st.text(max_size=15),
+)
+_SOURCE_CHOICES = ["palette", "base", "raster", "missing", "outside", "text", "url"]
+_formats = st.sampled_from(["png", "npy", "tif", "webp", "jpeg", "jpg", "jp2", "pngraw", "csv", "json", "PNG", ""])
+_format_param = st.one_of(
+    st.sampled_from(["json", "csv"]), st.sampled_from(["CSV", "xml", "", "geojson"]), st.text(max_size=6)
+)
+_groups = st.one_of(
+    st.sampled_from(["item", "day"]), st.sampled_from(["month", "DAY", "", "items"]), st.text(max_size=6)
+)
+_instants = st.sampled_from(
+    ["2021-01-01T00:00:00Z", "2021-01-05", "2021-02-30", "2021-01-01T25:00:00Z", "..", "", "1900-01-01", "9999-12-31"]
+)
+#: before= / after= / datetime=: instants, open and closed intervals, reversed intervals, text.
+_days = [f"2021-01-{d:02d}" for d in range(1, 12)]
+intervals = st.one_of(
+    st.tuples(st.sampled_from(_days), st.sampled_from(_days)).map(lambda t: f"{t[0]}T00:00:00Z/{t[1]}T23:59:59Z"),
+    _instants,
+    st.tuples(_instants, _instants).map("/".join),
+    st.sampled_from(["2021-01-01/2021-01-03", "2021-01-10/2021-01-01", "../2021-01-02", "2021-01-02/..", "a/b/c"]),
+    st.text(max_size=20),
+)
+
+
+def _source(choice: str, spec_path: Path, directory: Path, text: str) -> str:
+    return {
+        "raster": str(spec_path),
+        "palette": str(RasterSpec(shape="palette").write(directory)),
+        "base": str(RasterSpec().write(directory)),
+        "missing": str(directory / "missing.tif"),
+        "outside": "/etc/hostname",
+        "text": text,
+        "url": "http://127.0.0.1:9/x.tif",
+    }[choice]
+
+
+@_SETTINGS_15
+@given(
+    raster=st.integers(0, len(RASTERS) - 1),
+    mask=st.sampled_from(_SOURCE_CHOICES),
+    before=st.sampled_from(_SOURCE_CHOICES),
+    text=st.text(max_size=20),
+    numbers=mask_numbers,
+    bits=st.booleans(),
+    fmt=_formats,
+)
+def test_any_mask_url_mask_values_and_before_url_on_cog_is_never_a_server_error(
+    client: TestClient,
+    property_rasters: list,
+    raster: int,
+    mask: str,
+    before: str,
+    text: str,
+    numbers: str,
+    bits: bool,
+    fmt: str,
+) -> None:
+    spec, path = property_rasters[raster]
+    directory = path.parent
+    masking = {"mask_url": _source(mask, path, directory, text), ("mask_bits" if bits else "mask_values"): numbers}
+    query = {"url": str(path), **masking, "algorithm": "otsu", "algorithm_params": '{"scope": "tile"}'}
+    _check(client, Call("GET", f"/cog/tiles/{_tile(spec)}.{fmt}", query), "mask")
+    _check(client, Call("GET", "/cog/threshold", query), "mask")
+    change = {**query, "before_url": _source(before, path, directory, text)}
+    _check(client, Call("GET", f"/cog/change/tiles/{_tile(spec)}.{fmt}", change), "before_url")
+    _check(client, Call("POST", "/cog/change/areas", change, _polygon(spec)), "before_url")
+
+
+@_SETTINGS_15
+@given(
+    raster=st.integers(0, len(RASTERS) - 1),
+    asset=st.one_of(st.sampled_from(["mask", "a", "b", "data", "MASK", ""]), st.text(max_size=8)),
+    numbers=mask_numbers,
+    bits=st.booleans(),
+)
+def test_any_mask_asset_and_mask_values_on_stac_is_never_a_server_error(
+    client: TestClient, property_rasters: list, raster: int, asset: str, numbers: str, bits: bool
+) -> None:
+    spec, path = property_rasters[raster]
+    item = matrix_pair_item(spec, path.parent)
+    query = {"url": str(item), "assets": "a", "mask_asset": asset, ("mask_bits" if bits else "mask_values"): numbers}
+    _check(client, Call("GET", f"/stac/tiles/{_tile(spec)}.npy", {**query, **_alg("otsu")}), "mask_asset")
+    _check(client, Call("GET", "/stac/threshold", {**query, **_alg("otsu")}), "mask_asset")
+
+
+@_SETTINGS_15
+@given(
+    raster=st.integers(0, len(STACAPI_SPECS) - 1),
+    before=intervals,
+    after=intervals,
+    when=intervals,
+    group=_groups,
+    fmt=_format_param,
+    tile_format=_formats,
+)
+def test_any_dates_group_and_format_on_stacapi_is_never_a_server_error(
+    matrix_stacapi: MatrixApi, raster: int, before: str, after: str, when: str, group: str, fmt: str, tile_format: str
+) -> None:
+    spec = STACAPI_SPECS[raster]
+    api = f"/stacapi/collections/{MATRIX_COLLECTION}"
+    base = {"assets": "data", "bbox": _bbox(spec, 0.01), **_alg("otsu")}
+    change = {**base, "before": before, "after": after}
+    client = matrix_stacapi.client
+    _check(client, Call("GET", f"{api}/change/tiles/{_tile(spec)}.{tile_format}", change), "before/after")
+    _check(client, Call("POST", f"{api}/change/areas", change, _polygon(spec)), "before/after")
+    series = {**base, "datetime": when, "group": group, "format": fmt}
+    _check(client, Call("POST", f"{api}/timeseries", series, _polygon(spec)), "timeseries")

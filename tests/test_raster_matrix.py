@@ -31,7 +31,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from tests import synthetic
-from tests.synthetic import RasterSpec, one_axis_at_a_time, pairwise_rows
+from tests.synthetic import RasterSpec, one_axis_at_a_time, pairwise_rows, uncovered_pairs
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 ZOOM = 14
@@ -208,16 +208,8 @@ def _request(client: TestClient, directory: Path, spec: RasterSpec, endpoint: st
 def test_matrix_covers_every_axis_value_with_every_endpoint() -> None:
     met = {(axis, getattr(spec, axis), endpoint) for spec, endpoint in ONE_AXIS for axis in _AXES}
     assert met == {(axis, v, e) for axis, values in _AXES.items() for v in values for e in ENDPOINTS}
-    pairs = set()
-    for spec, endpoint in PAIRWISE:
-        row = [*((a, getattr(spec, a)) for a in _AXES), ("endpoint", endpoint)]
-        pairs |= {(p, q) for i, p in enumerate(row) for q in row[i + 1 :]}
-    axes = {**_AXES, "endpoint": tuple(ENDPOINTS)}
-    names = list(axes)
-    wanted = {
-        ((a, va), (b, vb)) for i, a in enumerate(names) for b in names[i + 1 :] for va in axes[a] for vb in axes[b]
-    }
-    assert wanted <= pairs
+    rows = [{**{a: getattr(spec, a) for a in _AXES}, "endpoint": endpoint} for spec, endpoint in PAIRWISE]
+    assert not uncovered_pairs({**_AXES, "endpoint": tuple(ENDPOINTS)}, rows)
 
 
 @pytest.mark.parametrize(("spec", "endpoint"), ONE_AXIS, ids=[f"{s.name}:{e}" for s, e in ONE_AXIS])
@@ -247,3 +239,22 @@ def test_well_georeferenced_base_raster_is_served_by_every_endpoint(client: Test
         if response.status_code != 200:
             failing[endpoint] = (response.status_code, response.text[:200])
     assert not failing
+
+
+@pytest.mark.parametrize(
+    ("shape", "algorithm", "thresholds"),
+    [("nbits1", _alg("otsu"), [0.0]), ("palette", _alg("multiotsu", classes=3), [1.0, 2.0])],
+)
+def test_one_bit_and_palette_rasters_are_segmented_on_their_stored_values(
+    client: TestClient, matrix_dir: Path, shape: str, algorithm: dict, thresholds: list[float]
+) -> None:
+    """NBITS=1 values 0/1 and palette indices 1..3 are split between the stored values (not colours)."""
+    spec = RasterSpec(shape=shape)
+    path = spec.write(matrix_dir)
+    info = client.get("/cog/info", params={"url": str(path)}).json()
+    assert info["dtype"] == "uint8" and info["colorinterp"] == ["palette"]
+    r = client.get("/cog/threshold", params={"url": str(path), **algorithm})
+    assert r.status_code == 200 and r.json()["thresholds"] == thresholds, r.text
+    tile = client.get(f"/cog/tiles/{_tile(spec)}.npy", params={"url": str(path), **algorithm})
+    classes = np.load(io.BytesIO(tile.content))[0]
+    assert set(np.unique(classes)) == set(range(len(thresholds) + 1))

@@ -9,6 +9,9 @@ tiles, analytics, statistics, point...) refuses the same sources with the same 4
   a CRS of another celestial body (its ellipsoid is not the Earth's), or a CRS PROJ cannot
   relate to WGS 84 longitude/latitude.
 
+STAC Items are checked the same way before any asset is opened (`check_item_grid`): the grid
+their `proj:` fields describe must be in an Earth CRS and at least one pixel a side.
+
 GCP-georeferenced sources are served (rio-tiler warps them with the GCPs' CRS).
 """
 
@@ -56,6 +59,41 @@ def check_servable(dataset: DatasetReader, name: str) -> None:
     problem = _earth_crs_problem(crs.to_wkt())
     if problem:
         raise SourceNotReadableError(f"{name} has {problem}, which cannot be placed on a web map: {_ASSIGN_CRS}.")
+
+
+def check_item_grid(crs: object, width: int | None, height: int | None, name: str) -> None:
+    """Raise a 400 unless a STAC Item's `proj:` grid (CRS, size) can be placed on a web map.
+
+    Args:
+        crs: the Item's CRS (rasterio/pyproj CRS, or None when the Item has no `proj:` CRS).
+        width: grid width from the `proj:` fields (None: no `proj:` grid).
+        height: grid height.
+        name: what to call the Item in messages.
+
+    Raises:
+        SourceNotReadableError: a non-Earth CRS or an empty grid.
+
+    """
+    if width is not None and height is not None and (width < 1 or height < 1):
+        raise SourceNotReadableError(item_grid_too_small(name))
+    if crs is None:
+        return
+    to_wkt = getattr(crs, "to_wkt", None)
+    problem = _earth_crs_problem(to_wkt() if to_wkt else str(crs))
+    if problem:
+        raise SourceNotReadableError(
+            f"{name} has {problem} in its proj: fields, which cannot be placed on a web map: give its "
+            "assets an Earth CRS (proj:code / proj:epsg) or reproject them."
+        )
+
+
+def item_grid_too_small(name: str) -> str:
+    """The message for an Item whose `proj:` grid rounds to less than one pixel a side."""
+    return (
+        f"{name}: its proj:shape / proj:transform describe a grid narrower than one pixel once rounded "
+        "(rio-tiler derives the Item grid from the assets' bounds): serve the asset itself with "
+        "/cog?url=<asset href>, or give the assets consistent proj:shape and proj:transform."
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -22,6 +22,7 @@ import pystac
 from attrs import define, field
 from fastapi import Query
 from rasterio.crs import CRS
+from rasterio.transform import Affine, array_bounds
 from rasterio.warp import transform_bounds
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import InvalidAssetName, MissingAssets, TileOutsideBounds
@@ -49,6 +50,7 @@ from titiler_otsu.masking import QualityMask, QualityMaskParams, with_quality_ma
 from titiler_otsu.reader import GridExactReader
 from titiler_otsu.render import render_tile
 from titiler_otsu.settings import Settings
+from titiler_otsu.source_checks import check_item_grid, item_grid_too_small
 from titiler_otsu.sources import SourcePolicy
 from titiler_otsu.stac_expression import resolve_expression
 from titiler_otsu.stac_windows import to_tms_bounds, window_for_bounds
@@ -157,6 +159,9 @@ class GridExactSTACReader(STACReader):
                 super().__attrs_post_init__()
         except MissingAssets as e:
             raise BadRequestError(f"The STAC Item {self.input or ''} has no raster (GeoTIFF/COG) asset.") from e
+        except ZeroDivisionError as e:  # rio-tiler's Item grid from the assets' bounds rounded to 0 px
+            if not self._use_item_level_grid():
+                raise SourceNotReadableError(item_grid_too_small(f"The STAC Item {self.input or ''}")) from e
         except (
             httpx2.HTTPError,
             OSError,
@@ -167,6 +172,24 @@ class GridExactSTACReader(STACReader):
             pystac.STACTypeError,
         ) as e:
             raise _fetch_error(self.input, e) from e
+        check_item_grid(self.crs, getattr(self, "width", None), getattr(self, "height", None), "The STAC Item")
+
+    def _use_item_level_grid(self) -> bool:
+        """Take the Item's own `proj:shape` / `proj:transform` (a grid one pixel wide, say) as its grid.
+
+        rio-tiler rebuilds the grid from the assets' bounds and floors its size, which can round
+        a one-pixel side to 0. Returns False when the Item has no usable item-level grid.
+        """
+        proj = self.item.ext.proj if self.item is not None and self.item.ext.has("proj") else None
+        if proj is None or not proj.shape or not proj.transform or not proj.crs_string:
+            return False
+        self.height, self.width = (int(n) for n in proj.shape)
+        self.transform = Affine(*proj.transform[:6])
+        self.bounds = array_bounds(self.height, self.width, self.transform)
+        self.crs = CRS.from_string(proj.crs_string)
+        self.minzoom = self.minzoom if self.minzoom is not None else self._minzoom
+        self.maxzoom = self.maxzoom if self.maxzoom is not None else self._maxzoom
+        return True
 
     # ------------------------------------------------------------------ assets
     def _get_asset_info(self, asset: Any) -> AssetInfo:
