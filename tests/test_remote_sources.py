@@ -84,7 +84,10 @@ def _ranges(log: LogWindow) -> list[tuple[int, int]]:
 
 
 def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer, remote_scene: Path, tmp_path: Path):
-    """Cold first tile ≤ floor + 4 (open, with the redirect guard's GET probe); a pan afterwards ≤ floor + 0.5 per tile, with no HEAD or reopen."""
+    """Cold first tile ≤ floor + 4 (open, with the redirect guard's GET probe).
+
+    A pan afterwards ≤ floor + 0.5 per tile, with no HEAD or reopen.
+    """
     local = _link(remote_scene, "pan.tif")
     url = object_server.url(local.name)
     index = BlockIndex(local)
