@@ -131,7 +131,7 @@ class LoopbackCluster:
             self.procs.append(
                 subprocess.Popen(
                     [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
-                    + ["--preload", "titiler_otsu.export_tasks"],
+                    + ["--preload", "titiler_otsu.export.tasks"],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )

@@ -58,7 +58,7 @@ from bench_tiles import PLAIN_TITILER_APP, _free_port, _start  # noqa: E402
 from tests.floor import BlockIndex  # noqa: E402
 from tests.remote import LatencyProxy, ObjectServer  # noqa: E402
 from tests.scene import write_scene  # noqa: E402
-from titiler_otsu.reader import GridExactReader  # noqa: E402
+from titiler_otsu.io.reader import GridExactReader  # noqa: E402
 from titiler_otsu.settings import GDAL_CONFIG_DEFAULTS  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -354,8 +354,8 @@ def run_footprints(bench: Bench, zooms: list[int], n: int = 40) -> dict[str, int
     rotated (UTM vs Web Mercator), the rectangle's corners could take in a block no pixel
     needs. Counted over `n` random tiles per zoom, halo 0 and 8.
     """
-    from titiler_otsu.grid import tile_window
-    from titiler_otsu.sampling import source_coords
+    from titiler_otsu.core.grid import tile_window
+    from titiler_otsu.core.sampling import source_coords
 
     reader = bench._reader
     west, south, east, north = bench.lonlat_bounds

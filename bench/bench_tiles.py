@@ -128,8 +128,8 @@ def bench_http(rounds: int) -> dict:
 
 def bench_dataset_histogram() -> dict:
     """First (one overview read) vs cached calls of the dataset histogram."""
-    from titiler_otsu.histograms import DatasetHistograms
-    from titiler_otsu.reader import GridExactReader
+    from titiler_otsu.io.histograms import DatasetHistograms
+    from titiler_otsu.io.reader import GridExactReader
 
     hists = DatasetHistograms(16, 3600, 1024)
     t0 = time.perf_counter()

@@ -196,6 +196,7 @@ def main() -> None:
         proc = start_rustac(files, port, collection=COLLECTION)
         api = f"http://127.0.0.1:{port}"
         try:
+
             def client(**overrides: object) -> TestClient:
                 settings = Settings(allowed_sources=[str(SHARED_DATA), str(directory)], cache_dir=directory / "cache",
                                     stac_api_url=api, stac_min_zoom=7, **overrides)  # type: ignore[arg-type]  # fmt: skip

@@ -113,7 +113,7 @@ def pan(src: Source, per_zoom: int) -> list[tuple[int, int, int]]:
     """A pan over the raster: at each zoom, the tiles over it row by row (serpentine), capped."""
     from rio_tiler.constants import WGS84_CRS
 
-    from titiler_otsu.reader import GridExactReader
+    from titiler_otsu.io.reader import GridExactReader
 
     tiles: list[tuple[int, int, int]] = []
     with GridExactReader(str(src.path), tms=TMS) as reader:

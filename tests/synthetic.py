@@ -135,7 +135,7 @@ def write_cog(
 
 
 # ---------------------------------------------------------------------- generated-raster matrix
-#: Axes of the generated-raster matrix (tests/test_raster_matrix.py). Each raster is small
+#: Axes of the generated-raster matrix (tests/web/test_raster_matrix.py). Each raster is small
 #: (at most 64 x 64, or 512 x 4 for "tall") and written once per session.
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "float32", "float64", "complex64")
 GEOREFS = (

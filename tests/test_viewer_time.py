@@ -93,7 +93,7 @@ def _wait_mask(v: Viewer, previous: str | None = None) -> str:
 
 
 def _pixel(v: Viewer, lonlat: tuple[float, float]) -> np.ndarray:
-    (x, y), = v.container_points(np.array([lonlat]))
+    ((x, y),) = v.container_points(np.array([lonlat]))
     return v.screenshot()[y, x]
 
 

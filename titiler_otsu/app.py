@@ -12,30 +12,31 @@ from rio_tiler.constants import WGS84_CRS
 from titiler.core.factory import TMSFactory
 
 import titiler_otsu
-from titiler_otsu.algorithm_routes import OtsuAlgorithmFactory
 from titiler_otsu.algorithms import otsu_algorithms
-from titiler_otsu.areas import AreasExtension
-from titiler_otsu.change import ChangeExtension, cog_change_sources
-from titiler_otsu.datasets import apply_gdal_config, configure_dataset_cache
-from titiler_otsu.dependencies import path_dependency
 from titiler_otsu.errors import add_error_handlers
-from titiler_otsu.factory import OTSU_ALGORITHM_STATE, OtsuTilerFactory
-from titiler_otsu.http_cache import HTTPCacheMiddleware, cache_rules, server_salt
-from titiler_otsu.limits import (
+from titiler_otsu.io.datasets import apply_gdal_config, configure_dataset_cache
+from titiler_otsu.io.masking import cog_mask_params
+from titiler_otsu.io.reader import GridExactReader
+from titiler_otsu.security.limits import (
     BodySizeLimitMiddleware,
     RequestTimeoutMiddleware,
     gdal_http_environment,
     request_guard,
 )
-from titiler_otsu.masking import cog_mask_params
-from titiler_otsu.memory import IdleTrimMiddleware, limit_arenas
-from titiler_otsu.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
-from titiler_otsu.reader import GridExactReader
+from titiler_otsu.security.sources import SourcePolicy
 from titiler_otsu.settings import Settings, default_cache_dir
-from titiler_otsu.sources import SourcePolicy
-from titiler_otsu.stac_routes import mount_stac
-from titiler_otsu.vectors import VectorsExtension
 from titiler_otsu.viewer import mount_viewer
+from titiler_otsu.web.algorithm_routes import OtsuAlgorithmFactory
+from titiler_otsu.web.areas import AreasExtension
+from titiler_otsu.web.change import ChangeExtension, cog_change_sources
+from titiler_otsu.web.cog import OtsuTilerFactory
+from titiler_otsu.web.dependencies import path_dependency
+from titiler_otsu.web.http_cache import HTTPCacheMiddleware, cache_rules, server_salt
+from titiler_otsu.web.memory import IdleTrimMiddleware, limit_arenas
+from titiler_otsu.web.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
+from titiler_otsu.web.mixin import OTSU_ALGORITHM_STATE
+from titiler_otsu.web.stac_routes import mount_stac
+from titiler_otsu.web.vectors import VectorsExtension
 
 
 def source_policy(settings: Settings) -> SourcePolicy:

@@ -87,8 +87,8 @@ def threshold(
     from titiler_otsu.algorithms import otsu_algorithms
     from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
     from titiler_otsu.errors import OtsuError
-    from titiler_otsu.histograms import DatasetHistograms
-    from titiler_otsu.reader import GridExactReader
+    from titiler_otsu.io.histograms import DatasetHistograms
+    from titiler_otsu.io.reader import GridExactReader
 
     settings = Settings()
     registry = otsu_algorithms()
@@ -120,7 +120,7 @@ def threshold(
         typer.echo(f"{algorithm} thresholds: {values} ({hist.pixels} valid pixels in the overview histogram)")
 
 
-from titiler_otsu.export_cli import export_command  # noqa: E402 - light module, heavy imports inside
+from titiler_otsu.export.cli import export_command  # noqa: E402 - light module, heavy imports inside
 
 app.command("export")(export_command)
 

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     max_aoi_features: int = Field(100, ge=1, description="Most features one /areas request may hold.")
     max_vector_features: int = Field(50_000, ge=1, description="Most polygons one /vectors tile may return.")
 
-    # ------------------------------------------------------------------ time series (titiler_otsu/timeseries.py)
+    # ------------------------------------------------------------------ time series (titiler_otsu/web/timeseries.py)
     timeseries_max_items: int = Field(
         60, ge=1, le=1000, description="Most items one /stacapi time series measures (more: 400, narrow datetime=)."
     )
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     max_param_length: int = Field(8192, ge=256, description="Longest value of any one query parameter.")
     max_histogram_bins: int = Field(4096, ge=2, description="Most bins /statistics may compute.")
 
-    # HTTP caching and per-process caches (see titiler_otsu/http_cache.py, datasets.py)
+    # HTTP caching and per-process caches (see titiler_otsu/web/http_cache.py, datasets.py)
     cache_control_tiles: str | None = Field(
         "public, max-age=3600", description="Cache-Control of successful tile responses (empty: none)."
     )
@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         description="Share dataset histograms between worker processes through files in `cache_dir` "
         "(keyed by source identity, read options and HISTOGRAM_MAX_SIZE; expire with HISTOGRAM_CACHE_TTL).",
     )
-    # ------------------------------------------------------------------ memory at rest (titiler_otsu/memory.py)
+    # ------------------------------------------------------------------ memory at rest (titiler_otsu/web/memory.py)
     malloc_arena_max: int = Field(
         2,
         ge=0,

@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 import titiler_otsu
-from titiler_otsu.render import CLASS_PALETTES
 from titiler_otsu.settings import Settings
+from titiler_otsu.web.render import CLASS_PALETTES
 
 VENDOR_MOUNT = "/vendor"
 

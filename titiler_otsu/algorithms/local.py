@@ -1,6 +1,6 @@
 """`localotsu`: adaptive Otsu, each pixel thresholded by the Otsu of its neighbourhood.
 
-The math is in :mod:`titiler_otsu.local_otsu`; this module wraps it as a TiTiler
+The math is in :mod:`titiler_otsu.core.local_otsu`; this module wraps it as a TiTiler
 algorithm: single-band check, optional smoothing, the level scale, the block grid's
 anchoring, clean-up, halo cropping and output metadata.
 """
@@ -14,9 +14,8 @@ from pydantic import Field
 from rio_tiler.models import ImageData
 
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
-from titiler_otsu.errors import BadRequestError, MultiBandInputError
-from titiler_otsu.filters import clean_classes, gaussian_support, masked_gaussian, morphology_support
-from titiler_otsu.local_otsu import (
+from titiler_otsu.core.filters import clean_classes, gaussian_support, masked_gaussian, morphology_support
+from titiler_otsu.core.local_otsu import (
     LevelScale,
     LocalThresholds,
     block_size,
@@ -26,7 +25,8 @@ from titiler_otsu.local_otsu import (
     local_support,
     thresholds_around,
 )
-from titiler_otsu.thresholds import Histogram
+from titiler_otsu.core.thresholds import Histogram
+from titiler_otsu.errors import BadRequestError, MultiBandInputError
 
 __all__ = ["LocalOtsu"]
 
@@ -40,7 +40,7 @@ class LocalOtsu(SegmentationAlgorithm):
     Thresholds are Otsu's on the ``(2 radius + 1)``-pixel square around block centres
     spaced ``block_size(radius)`` pixels apart on the global pixel grid (exactly
     ``skimage.filters.rank.otsu`` with that square, at those pixels), bilinearly
-    interpolated in between. See :mod:`titiler_otsu.local_otsu`.
+    interpolated in between. See :mod:`titiler_otsu.core.local_otsu`.
 
     There is no ``scope``: thresholds are neither the dataset's, the tile's nor fixed
     (``scope`` only accepts ``"local"``). 8-bit input is binned per value; other input

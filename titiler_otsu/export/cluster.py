@@ -1,0 +1,81 @@
+"""The export's local Dask cluster, started in the background as early as possible.
+
+Starting worker processes costs about a second (each imports Dask, rasterio and the
+segmentation code). The command line starts them before it imports the export driver and
+opens the source, so both happen at once on different cores instead of one after the other.
+Only Dask is imported here: this module must stay cheap to import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+
+def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
+    """A `distributed.LocalCluster` of worker processes with the segmentation code preloaded.
+
+    Args:
+        workers: worker processes (default: the CPU count).
+        threads_per_worker: threads per worker process.
+
+    Returns:
+        distributed.LocalCluster: started; the caller closes it.
+
+    """
+    import dask
+    from distributed import LocalCluster
+
+    # no work stealing: the export gives each worker a band of rows (`export.striped`) so that
+    # it reads each source block once; a stolen window re-reads its blocks in another process
+    with dask.config.set({"distributed.scheduler.work-stealing": False}):
+        return LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=":0",  # a free port: several exports may run at once
+            silence_logs=logging.CRITICAL,
+            preload=["titiler_otsu.export.tasks"],  # imported by each worker while it starts
+        )
+
+
+class ClusterStarter:
+    """Starts `new_local_cluster` in a background thread; `take()` waits for it.
+
+    Whoever takes the cluster closes it; `close()` closes it if nobody took it (e.g. the
+    request turned out to be invalid), also when it is still starting.
+    """
+
+    def __init__(self, workers: int | None, threads_per_worker: int) -> None:
+        """Start the cluster now, in the background."""
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+        self._cluster: Any = None
+        self._error: BaseException | None = None
+        self._taken = False
+        self._thread = threading.Thread(target=self._start, name="export-cluster-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._cluster = new_local_cluster(self.workers, self.threads_per_worker)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread by take()
+            self._error = e
+
+    def take(self) -> Any:
+        """The started cluster (waits for it); raises what starting it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._taken = True
+        return self._cluster
+
+    def close(self) -> None:
+        """Close the cluster unless it was taken."""
+        if self._taken:
+            return
+        self._thread.join()
+        if self._cluster is not None:
+            self._cluster.close()

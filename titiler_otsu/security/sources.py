@@ -1,0 +1,457 @@
+"""Which sources a request may read: normalisation, the allow-list and SSRF checks.
+
+Every `url=` of a request, every STAC asset href and every STAC Item URL goes through
+`SourcePolicy.resolve`, which returns what may be opened or raises a 4xx/5xx error:
+
+* local paths (plain or `file://`): absolute, no control characters, no GDAL `/vsi*` or
+  driver prefixes (`GTIFF_DIR:`, `vrt://`...); `..` and symlinks are resolved (`realpath`)
+  *before* the allow-list check, and the resolved path is what GDAL opens;
+* remote URLs: a scheme with a configured prefix, no credentials, the host canonicalised
+  (IDNA, trailing dot, decimal/octal/hex/short IPv4 forms, IPv4-mapped/6to4/NAT64 IPv6) and
+  compared with the prefixes' hosts, no `.`/`..` path segments (also percent-encoded); a
+  prefix with no host (`https://`) admits any *public* host only (every address it resolves
+  to is checked). http(s) sources are probed with `HEAD` without following redirects: each
+  redirect target must itself be allowed or be a public host, and GDAL is given the final URL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx2
+from cachetools import TTLCache
+
+from titiler_otsu.errors import (
+    BadRequestError,
+    SourceNotAllowedError,
+    SourceNotFoundError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from titiler_otsu.security import remote_identity
+from titiler_otsu.security.remote_get import confirm_get
+
+#: Schemes GDAL reads remotely (through /vsicurl/, /vsis3/...); each needs a configured prefix.
+REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "az", "azure", "oss", "ftp"})
+#: Schemes whose hosts are checked against internal addresses and probed for redirects.
+HTTP_SCHEMES = frozenset({"http", "https"})
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
+MAX_SOURCE_LENGTH = 2048
+#: Longest file/folder name (or URL path segment): NAME_MAX of common file systems.
+MAX_NAME_LENGTH = 255
+MAX_REDIRECTS = 5
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST_NAME = re.compile(r"^[a-z0-9_\-.]+$")
+_NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: `(host, port) -> addresses`; default: the system resolver.
+Resolver = Callable[[str, int | None], list[str]]
+
+
+def url_scheme(url: str) -> str:
+    """The lower-case scheme of `url` ('' for a path).
+
+    Raises:
+        BadRequestError: a URL `urllib` cannot split (e.g. `http://[127.0.0.1]/`, `http://[::1/`).
+
+    """
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError as e:
+        raise BadRequestError(f"Invalid URL ({e}): check the host part of {url}.") from e
+
+
+def system_resolver(host: str, port: int | None) -> list[str]:
+    """Every address `host` resolves to (the system resolver, as GDAL/curl would use)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise UpstreamError(f"Could not resolve the host name '{host}'.") from e
+    return [str(info[4][0]) for info in infos]
+
+
+def is_internal(ip: IPAddress) -> bool:
+    """Whether an address is not a public unicast one (loopback, private, link-local...).
+
+    IPv6 forms that embed an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) are judged by it.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        if int(ip) >> 32 == 0:  # ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
+            return True
+        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if any(e is not None and is_internal(e) for e in embedded):
+            return True
+    return not ip.is_global or ip.is_multicast
+
+
+def canonical_host(host: str) -> str:
+    """The host as the network stack will see it: IP literals in canonical form, names in IDNA.
+
+    `2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1` -> `127.0.0.1`; `::ffff:127.0.0.1` ->
+    `127.0.0.1`; `EXAMPLE.com.` -> `example.com`; full-width digits -> ASCII.
+
+    Raises:
+        SourceNotAllowedError: a host that cannot be a plain name or address.
+
+    """
+    if "%" in host or not host:
+        raise SourceNotAllowedError("Remote source not allowed: the host is empty, percent-encoded or zone-scoped.")
+    if ":" in host:
+        try:
+            ip6 = ipaddress.IPv6Address(host)
+        except ValueError as e:
+            raise SourceNotAllowedError(f"Remote source not allowed: '{host}' is not a valid IPv6 address.") from e
+        return str(ip6.ipv4_mapped) if ip6.ipv4_mapped else ip6.compressed
+    try:
+        name = host.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError as e:
+        raise SourceNotAllowedError(f"Remote source not allowed: '{host}' is not a valid host name.") from e
+    if _NUMERIC_HOST.match(name):
+        try:  # the forms inet_aton (and so getaddrinfo/curl) accept: decimal, octal, hex, short
+            return socket.inet_ntoa(socket.inet_aton(name))
+        except OSError:
+            pass
+    if not _HOST_NAME.match(name):
+        raise SourceNotAllowedError(f"Remote source not allowed: '{host}' is not a valid host name.")
+    return name
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address of a canonical host that is an IP literal, else None."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class RemoteURL:
+    """A remote URL, canonicalised.
+
+    Attributes:
+        scheme: lower-case scheme.
+        host: canonical host (see `canonical_host`).
+        port: explicit or default port (None for object stores).
+        path: percent-decoded path (what prefixes are matched against).
+        url: the URL to open (canonical host, original encoded path and query, no fragment).
+
+    """
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+    url: str
+
+
+def parse_remote(url: str) -> RemoteURL:
+    """Canonicalise a remote URL, refusing credentials, odd hosts and dot segments.
+
+    Raises:
+        SourceNotAllowedError: credentials, an invalid host, `.`/`..` segments, backslashes.
+        BadRequestError: an invalid port.
+
+    """
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - raises ValueError on a malformed netloc ("[127.0.0.1]", "[::1")
+    except ValueError as e:
+        raise BadRequestError(f"Invalid URL ({e}): check the host part of {url}.") from e
+    scheme = parts.scheme.lower()
+    if "@" in parts.netloc:
+        raise SourceNotAllowedError(
+            "Remote source not allowed: credentials in URLs (user:password@host) are refused; "
+            "configure authentication on the server instead."
+        )
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise BadRequestError(f"Invalid port in URL: {url}") from e
+    host = canonical_host(parts.hostname or "")
+    path = unquote(parts.path or "/")
+    if "\\" in path or any(segment in (".", "..") for segment in path.split("/")):
+        raise SourceNotAllowedError("Remote source not allowed: '.', '..' and backslashes are refused in URL paths.")
+    port = port if port is not None else DEFAULT_PORTS.get(scheme)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    opened = f"{scheme}://{netloc}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
+    return RemoteURL(scheme, host, port, path, opened)
+
+
+@dataclass(frozen=True)
+class UrlPrefix:
+    """An allowed remote prefix: scheme, host (None: any public host), port, path prefix."""
+
+    scheme: str
+    host: str | None
+    port: int | None
+    path: str
+
+    @classmethod
+    def parse(cls, prefix: str) -> UrlPrefix:
+        """`https://host[:port]/path` (or `https://` for any public host)."""
+        parts = urlsplit(prefix)
+        scheme = parts.scheme.lower()
+        if not parts.netloc:
+            return cls(scheme, None, None, "/")
+        remote = parse_remote(prefix)
+        return cls(scheme, remote.host, remote.port, remote.path)
+
+    def matches(self, url: RemoteURL) -> bool:
+        """Whether `url` is below this prefix (whole path segments)."""
+        if url.scheme != self.scheme:
+            return False
+        if self.host is not None and (url.host != self.host or url.port != self.port):
+            return False
+        if self.path.endswith("/"):
+            return url.path.startswith(self.path)
+        return url.path == self.path or url.path.startswith(self.path + "/")
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip(os.sep) + os.sep)
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment sets for `url` (http_proxy, https_proxy, no_proxy)."""
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+@dataclass
+class SourcePolicy:
+    """Allow-list of local directories/files and remote URL prefixes, with SSRF checks.
+
+    Attributes:
+        local_prefixes: real (symlink-resolved) absolute paths a request may read below.
+        remote_prefixes: allowed remote prefixes.
+        timeout: seconds for the redirect probe of http(s) sources.
+        resolver: host name resolution (the system's by default).
+        probe_remote: whether `resolve` probes http(s) sources for redirects (network).
+        probe_ttl: seconds a probe is reused; each probe also revalidates the source
+            (its ETag/Last-Modified are recorded in `remote_identity`).
+
+    """
+
+    local_prefixes: tuple[str, ...]
+    remote_prefixes: tuple[UrlPrefix, ...] = ()
+    timeout: float = 10.0
+    resolver: Resolver = field(default=system_resolver, repr=False)
+    probe_remote: bool = True
+    probe_ttl: float = 60.0
+    _probed: TTLCache = field(default_factory=lambda: TTLCache(maxsize=1024, ttl=60.0), repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Size the probe cache's TTL from `probe_ttl`."""
+        if self._probed.ttl != self.probe_ttl:
+            self._probed = TTLCache(maxsize=1024, ttl=max(self.probe_ttl, 1e-3))
+
+    @classmethod
+    def from_prefixes(
+        cls, prefixes: list[str], timeout: float = 10.0, resolver: Resolver | None = None, probe_ttl: float = 60.0
+    ) -> SourcePolicy:
+        """Split prefixes into resolved local paths and remote URL prefixes."""
+        local, remote = [], []
+        for prefix in prefixes:
+            scheme = urlsplit(prefix).scheme.lower()
+            if scheme in REMOTE_SCHEMES:
+                remote.append(UrlPrefix.parse(prefix))
+            else:
+                path = unquote(urlsplit(prefix).path) if scheme == "file" else prefix
+                local.append(os.path.realpath(os.path.expanduser(path)))
+        return cls(tuple(local), tuple(remote), timeout, resolver or system_resolver, probe_ttl=probe_ttl)
+
+    def offline(self) -> SourcePolicy:
+        """The same allow-list without network probes (for checks made on the event loop)."""
+        return replace(self, probe_remote=False)
+
+    @property
+    def allows_remote(self) -> bool:
+        """Whether any remote prefix is configured."""
+        return bool(self.remote_prefixes)
+
+    # ------------------------------------------------------------------ entry point
+    def resolve(self, url: str, probe: bool | None = None) -> str:
+        """Return the path or URL to open for a user-given `url`, or raise.
+
+        Args:
+            url: a local path, `file://` URI or remote URL.
+            probe: for http(s), follow and check redirects with a `HEAD` request (network);
+                False: only the checks that need no network. Default: `probe_remote`.
+
+        Raises:
+            BadRequestError: empty, too long, control characters, relative path.
+            SourceNotAllowedError: outside the allow-list, GDAL `/vsi*` or driver prefixes,
+                URL tricks, internal addresses.
+            SourceNotFoundError: a local file that does not exist (or a remote 404).
+            UpstreamError / UpstreamTimeoutError: a remote source that fails or does not answer.
+
+        """
+        url = url.strip()
+        if not url:
+            raise BadRequestError("url is empty: give the path or URL of a COG/GeoTIFF.")
+        if len(url) > MAX_SOURCE_LENGTH:
+            raise BadRequestError(f"url is longer than {MAX_SOURCE_LENGTH} characters.")
+        if _CONTROL.search(url):
+            raise BadRequestError("url contains control characters (e.g. a NUL byte): remove them.")
+        if any(len(part) > MAX_NAME_LENGTH for part in url.split("/")):
+            raise BadRequestError(
+                f"url has a path component (file or folder name) too long: at most {MAX_NAME_LENGTH} characters."
+            )
+        if url.lower().startswith("/vsi"):
+            raise SourceNotAllowedError(
+                "GDAL virtual file system paths (/vsi...) are not allowed: give a plain path or an "
+                "http(s)/s3 URL below the server's allowed prefixes."
+            )
+        scheme = url_scheme(url)
+        if scheme in REMOTE_SCHEMES:
+            return self._resolve_remote(url, self.probe_remote if probe is None else probe)
+        if scheme and scheme != "file":
+            raise SourceNotAllowedError(
+                f"Unsupported source scheme '{scheme}:': give a local path, a file:// URI or an "
+                "http(s) URL (GDAL driver prefixes and connection strings are not allowed)."
+            )
+        return self._resolve_local(url)
+
+    def local_path(self, url: str) -> str | None:
+        """The checked local path of `url`, None for a remote one (no network); raises like `resolve`."""
+        resolved = self.resolve(url, probe=False)
+        return None if "://" in resolved else resolved
+
+    # ------------------------------------------------------------------ local
+    def _resolve_local(self, url: str) -> str:
+        raw = url
+        if url.lower().startswith("file:"):
+            parts = urlsplit(url)
+            if parts.netloc not in ("", "localhost"):
+                raise SourceNotAllowedError("file:// URIs must name a local path (file:///path/to/file.tif).")
+            raw = unquote(parts.path)
+            if _CONTROL.search(raw):
+                raise BadRequestError("url contains control characters (e.g. a NUL byte): remove them.")
+        if raw.lower().startswith("/vsi"):
+            raise SourceNotAllowedError("GDAL virtual file system paths (/vsi...) are not allowed.")
+        if not raw.startswith("/"):
+            raise BadRequestError(f"url must be an absolute path, a file:// URI or an http(s) URL (got '{url}').")
+        path = os.path.realpath(raw)
+        if path.lower().startswith("/vsi") or not any(_is_under(path, p) for p in self.local_prefixes):
+            raise SourceNotAllowedError(
+                f"Source not allowed: {url}. The server reads only files below its allowed "
+                "directories (setting TITILER_OTSU_ALLOWED_SOURCES)."
+            )
+        if not Path(path).is_file():
+            raise SourceNotFoundError(f"No such file: {url}")
+        return path
+
+    # ------------------------------------------------------------------ remote
+    def _prefix_for(self, remote: RemoteURL) -> UrlPrefix | None:
+        return next((p for p in self.remote_prefixes if p.matches(remote)), None)
+
+    def _check_public(self, remote: RemoteURL, what: str) -> None:
+        """Raise unless every address of the host is a public one."""
+        literal = ip_literal(remote.host)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in self.resolver(remote.host, remote.port)]
+        if not addresses or any(is_internal(a) for a in addresses):
+            raise SourceNotAllowedError(
+                f"{what} not allowed: its host is a loopback, private, link-local or otherwise internal "
+                "address. Only hosts named in TITILER_OTSU_ALLOWED_SOURCES may be internal."
+            )
+
+    def _check_remote(self, remote: RemoteURL, shown: str) -> None:
+        """Allow-list (and, for host wildcards, public-address) check of a canonical URL."""
+        prefix = self._prefix_for(remote)
+        if prefix is None:
+            raise SourceNotAllowedError(
+                f"Remote source not allowed: {shown}. The server reads only sources below its "
+                "allowed prefixes (setting TITILER_OTSU_ALLOWED_SOURCES)."
+            )
+        if prefix.host is None and remote.scheme in HTTP_SCHEMES:
+            self._check_public(remote, "Remote source")
+
+    def _resolve_remote(self, url: str, probe: bool) -> str:
+        remote = parse_remote(url)
+        self._check_remote(remote, url)
+        if not probe or remote.scheme not in HTTP_SCHEMES:
+            return remote.url
+        with self._lock:
+            cached = self._probed.get(remote.url)
+        if cached is not None:
+            return cached
+        final = self._follow_redirects(remote, url)
+        with self._lock:
+            self._probed[remote.url] = final
+        return final
+
+    def _check_redirect(self, target: RemoteURL) -> None:
+        """A redirect target: http(s), allowed by a prefix, or else a public host."""
+        if target.scheme not in HTTP_SCHEMES:
+            raise SourceNotAllowedError(f"The source redirects to a '{target.scheme}:' URL, which is not allowed.")
+        prefix = self._prefix_for(target)
+        if prefix is None or prefix.host is None:
+            self._check_public(target, "The source redirects to a host that is")
+
+    def _redirect_target(self, url: str) -> str:
+        """A redirect target, canonicalised and checked (`_check_redirect`): the URL to request next."""
+        target = parse_remote(url)
+        self._check_redirect(target)
+        return target.url
+
+    def _follow_redirects(self, remote: RemoteURL, shown: str) -> str:
+        """Probe with HEAD, checking each redirect; the final URL (what GDAL is given)."""
+        current = remote
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._probe(current.url, shown)
+            if response.is_redirect:
+                location = response.headers.get("location", "")
+                try:
+                    target = parse_remote(urljoin(current.url, location))
+                except (SourceNotAllowedError, BadRequestError) as e:
+                    raise SourceNotAllowedError(f"The source {shown} redirects to a URL not allowed: {e}") from e
+                self._check_redirect(target)
+                current = target
+                continue
+            status = response.status_code
+            if status in (404, 410):
+                raise SourceNotFoundError(f"Remote source not found: {shown} (HTTP {status}).")
+            if status >= 400:
+                raise UpstreamError(f"The remote source {shown} answered HTTP {status}.")
+            remote_identity.record(current.url, response.headers)
+            return confirm_get(
+                current.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(current.url)
+            )
+        raise UpstreamError(f"The remote source {shown} redirects more than {MAX_REDIRECTS} times.")
+
+    def _probe(self, url: str, shown: str) -> httpx2.Response:
+        """`HEAD url` (a one-byte GET when HEAD is refused), never following redirects."""
+        try:
+            with httpx2.Client(
+                timeout=self.timeout, follow_redirects=False, trust_env=False, proxy=_proxy_for(url)
+            ) as client:
+                response = client.head(url)
+                if response.status_code in (405, 501):
+                    response = client.get(url, headers={"Range": "bytes=0-0"})
+                return response
+        except httpx2.TimeoutException as e:
+            raise UpstreamTimeoutError(f"The remote source {shown} did not answer within {self.timeout:g} s.") from e
+        except httpx2.HTTPError as e:
+            raise UpstreamError(f"Could not reach the remote source {shown} ({e.__class__.__name__}).") from e
