@@ -355,7 +355,7 @@ def run_footprints(bench: Bench, zooms: list[int], n: int = 40) -> dict[str, int
     needs. Counted over `n` random tiles per zoom, halo 0 and 8.
     """
     from titiler_otsu.core.grid import tile_window
-    from titiler_otsu.core.sampling import source_coords
+    from titiler_otsu.io.sampling import source_coords
 
     reader = bench._reader
     west, south, east, north = bench.lonlat_bounds

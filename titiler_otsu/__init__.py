@@ -1,6 +1,6 @@
 """titiler-otsu: seamless on-the-fly Otsu segmentation tiles, a TiTiler extension."""
 
-__version__ = "0.1.0"
+from titiler_otsu.version import __version__
 
 __all__ = ["__version__", "create_app"]
 

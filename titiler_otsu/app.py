@@ -11,7 +11,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from rio_tiler.constants import WGS84_CRS
 from titiler.core.factory import TMSFactory
 
-import titiler_otsu
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.errors import add_error_handlers
 from titiler_otsu.io.datasets import apply_gdal_config, configure_dataset_cache
@@ -25,6 +24,7 @@ from titiler_otsu.security.limits import (
 )
 from titiler_otsu.security.sources import SourcePolicy
 from titiler_otsu.settings import Settings, default_cache_dir
+from titiler_otsu.version import __version__
 from titiler_otsu.viewer import mount_viewer
 from titiler_otsu.web.algorithm_routes import OtsuAlgorithmFactory
 from titiler_otsu.web.areas import AreasExtension
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
         title=settings.title,
-        version=titiler_otsu.__version__,
+        version=__version__,
         description="Seamless on-the-fly Otsu segmentation tiles (a TiTiler extension).",
         dependencies=[Depends(request_guard(settings))],
     )
@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["Health"], summary="Liveness.")
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": titiler_otsu.__version__}
+        return {"status": "ok", "version": __version__}
 
     @app.get("/sources", tags=["Sources"], summary="Sources the server was started with.")
     def sources(request: Request) -> list[dict[str, Any]]:

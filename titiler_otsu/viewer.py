@@ -17,8 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-import titiler_otsu
 from titiler_otsu.settings import Settings
+from titiler_otsu.version import __version__
 from titiler_otsu.web.render import CLASS_PALETTES
 
 VENDOR_MOUNT = "/vendor"
@@ -63,7 +63,7 @@ def _families(app: FastAPI) -> list[str]:
 def viewer_config(request: Request, settings: Settings) -> dict[str, Any]:
     """What the page needs to know about this server."""
     return {
-        "version": titiler_otsu.__version__,
+        "version": __version__,
         "families": _families(request.app),
         "palettes": {str(k): v for k, v in CLASS_PALETTES.items()},
         "stacApiUrl": settings.stac_api_url,

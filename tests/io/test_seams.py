@@ -171,7 +171,7 @@ def test_anchored_interpolation_is_within_a_hundredth_of_a_pixel_of_exact(source
     import rasterio
 
     from titiler_otsu.core.grid import tile_window
-    from titiler_otsu.core.sampling import source_coords, transformer_for
+    from titiler_otsu.io.sampling import source_coords, transformer_for
 
     path, _ = REAL_SOURCES[source]
     tms = morecantile.tms.get(tms_id)

@@ -20,8 +20,8 @@ from rasterio.crs import CRS
 from rasterio.warp import calculate_default_transform, transform_bounds
 
 from titiler_otsu.core.grid import PixelGrid
-from titiler_otsu.core.sampling import transformer_for
 from titiler_otsu.errors import BadRequestError
+from titiler_otsu.io.sampling import transformer_for
 
 #: Tolerance, in pixels, under which two grids count as aligned.
 _ALIGN_TOL = 1e-6

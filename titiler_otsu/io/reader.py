@@ -3,7 +3,7 @@
 Stock `Reader.tile` warps each request with its own approximate transform and reads a
 buffered tile as a *different* warp, so a tile's halo is not its neighbour's pixels.
 `GridExactReader.tile` samples the source with nearest neighbour at coordinates that
-depend only on the pixel's position on the TMS grid (see `titiler_otsu.core.sampling`), from an
+depend only on the pixel's position on the TMS grid (see `titiler_otsu.io.sampling`), from an
 overview chosen per grid level. The result: every pixel value (and its mask) is the same
 whichever tile, tile size or halo asked for it.
 """
@@ -30,7 +30,6 @@ from rio_tiler.reader import part as read_part
 from rio_tiler.utils import normalize_bounds
 
 from titiler_otsu.core.grid import GridWindow, tile_window
-from titiler_otsu.core.sampling import source_coords, source_pixel_size, transformer_for
 from titiler_otsu.errors import (
     BadRequestError,
     SourceNotFoundError,
@@ -39,6 +38,7 @@ from titiler_otsu.errors import (
 )
 from titiler_otsu.io.datasets import OpenDataset, dataset_cache
 from titiler_otsu.io.masking import QualityMask, with_quality_mask
+from titiler_otsu.io.sampling import source_coords, source_pixel_size, transformer_for
 from titiler_otsu.security.limits import BoundedPartMixin
 from titiler_otsu.security.source_checks import check_servable
 

@@ -33,10 +33,10 @@ import titiler.core
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import titiler_otsu
 from titiler_otsu.errors import OtsuError
 from titiler_otsu.security.sources import SourcePolicy
 from titiler_otsu.settings import Settings
+from titiler_otsu.version import __version__
 
 #: `.../tiles/{tileMatrixSetId}/{z}/{x}/{y}[.{format}]`
 TILE_PATH = re.compile(r"/tiles/[^/]+/\d+/\d+/\d+(\.\w+)?$")
@@ -170,5 +170,5 @@ def cache_rules(settings: Settings) -> list[CacheRule]:
 
 def server_salt(settings: Settings) -> str:
     """What responses depend on besides source and URL: library versions and settings."""
-    versions = [titiler_otsu.__version__, rio_tiler.__version__, titiler.core.__version__, rasterio.__gdal_version__]
+    versions = [__version__, rio_tiler.__version__, titiler.core.__version__, rasterio.__gdal_version__]
     return json.dumps([versions, settings.model_dump(mode="json")], sort_keys=True)
