@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from titiler_otsu.core.thresholds import threshold_multiotsu, threshold_otsu  # noqa: E402
+from titiler_otsu.core.histogram import threshold_multiotsu, threshold_otsu  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 B08 = DATA / "sentinel2_S2A_34SGA_20200318_L2A" / "B08.tif"

@@ -13,8 +13,8 @@ import rasterio
 from skimage.filters import threshold_multiotsu as sk_multiotsu
 from skimage.filters import threshold_otsu as sk_otsu
 
-from titiler_otsu.core import thresholds as th
-from titiler_otsu.core.thresholds import (
+from titiler_otsu.core import histogram as th
+from titiler_otsu.core.histogram import (
     Histogram,
     classify,
     threshold_multiotsu,

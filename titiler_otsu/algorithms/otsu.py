@@ -16,7 +16,7 @@ from titiler_otsu.core.filters import (
     masked_gaussian,
     morphology_support,
 )
-from titiler_otsu.core.thresholds import (
+from titiler_otsu.core.histogram import (
     Histogram,
     classify,
     threshold_multiotsu_from_histogram,
