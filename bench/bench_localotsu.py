@@ -32,13 +32,13 @@ from skimage.filters import rank
 from skimage.morphology import disk, footprint_rectangle
 
 from titiler_otsu.algorithms import LocalOtsu, Otsu
+from titiler_otsu.core.histogram import valid_histogram
 from titiler_otsu.core.local_otsu import (
     block_size,
     block_thresholds,
     grid_origin,
     interpolate_thresholds,
 )
-from titiler_otsu.core.thresholds import valid_histogram
 from titiler_otsu.io.reader import GridExactReader
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Threshold math: our (multi-)Otsu vs scikit-image's on 256x256 tiles of real rasters.
 
-Times histogram + thresholds (``titiler_otsu.core.thresholds``) against
+Times histogram + thresholds (``titiler_otsu.core.otsu`` and ``.multiotsu``) against
 ``skimage.filters.threshold_multiotsu`` (classes=3) and ``skimage.filters.threshold_otsu``
 on (a) a uint16 tile cut from the valid area of Sentinel-2 B08 and (b) a uint8 tile of
 NAIP band 4 (NIR). Both sides get the same valid pixels as a 1-D array. A script, not a
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from titiler_otsu.core.thresholds import threshold_multiotsu, threshold_otsu  # noqa: E402
+from titiler_otsu.core.multiotsu import threshold_multiotsu  # noqa: E402
+from titiler_otsu.core.otsu import threshold_otsu  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 B08 = DATA / "sentinel2_S2A_34SGA_20200318_L2A" / "B08.tif"

@@ -15,6 +15,7 @@ from rio_tiler.models import ImageData
 
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
 from titiler_otsu.core.filters import clean_classes, gaussian_support, masked_gaussian, morphology_support
+from titiler_otsu.core.histogram import Histogram
 from titiler_otsu.core.local_otsu import (
     LevelScale,
     LocalThresholds,
@@ -25,7 +26,6 @@ from titiler_otsu.core.local_otsu import (
     local_support,
     thresholds_around,
 )
-from titiler_otsu.core.thresholds import Histogram
 from titiler_otsu.errors import BadRequestError, MultiBandInputError
 
 __all__ = ["LocalOtsu"]

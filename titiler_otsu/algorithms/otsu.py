@@ -10,19 +10,16 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from rio_tiler.models import ImageData
 from titiler.core.algorithm.base import BaseAlgorithm
 
+from titiler_otsu.core.classify import classify
 from titiler_otsu.core.filters import (
     clean_classes,
     gaussian_support,
     masked_gaussian,
     morphology_support,
 )
-from titiler_otsu.core.thresholds import (
-    Histogram,
-    classify,
-    threshold_multiotsu_from_histogram,
-    threshold_otsu_from_histogram,
-    valid_histogram,
-)
+from titiler_otsu.core.histogram import Histogram, valid_histogram
+from titiler_otsu.core.multiotsu import threshold_multiotsu_from_histogram
+from titiler_otsu.core.otsu import threshold_otsu_from_histogram
 from titiler_otsu.errors import BadRequestError, MultiBandInputError
 
 __all__ = ["SegmentationAlgorithm", "Otsu", "MultiOtsu"]

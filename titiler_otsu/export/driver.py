@@ -32,7 +32,7 @@ from rasterio.errors import CRSError
 
 from titiler_otsu.algorithms import halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
-from titiler_otsu.core.thresholds import Histogram, valid_histogram
+from titiler_otsu.core.histogram import Histogram, valid_histogram
 from titiler_otsu.errors import BadRequestError, OtsuError
 from titiler_otsu.export.cluster import ClusterStarter, new_local_cluster
 from titiler_otsu.export.grid import OutputGrid, Window, native_grid, reprojected_grid

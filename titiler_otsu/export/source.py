@@ -28,7 +28,7 @@ from rasterio.windows import Window as RioWindow
 from rio_tiler.models import ImageData
 
 from titiler_otsu.core.grid import GridWindow
-from titiler_otsu.core.thresholds import Histogram
+from titiler_otsu.core.histogram import Histogram
 from titiler_otsu.errors import BadRequestError, MultiBandInputError, SourceNotFoundError
 from titiler_otsu.export.grid import OutputGrid, Window
 from titiler_otsu.io.histograms import DatasetHistograms

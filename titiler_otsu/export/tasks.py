@@ -20,7 +20,7 @@ from rio_tiler.models import ImageData
 
 from titiler_otsu.algorithms import halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
-from titiler_otsu.core.thresholds import Histogram, valid_histogram
+from titiler_otsu.core.histogram import Histogram, valid_histogram
 from titiler_otsu.export.grid import OutputGrid, Window
 from titiler_otsu.export.heap import keep_large_blocks_in_heap
 from titiler_otsu.export.source import ExportSource

@@ -26,7 +26,7 @@ import numpy as np
 from cachetools import TTLCache
 from rio_tiler.io.base import BaseReader
 
-from titiler_otsu.core.thresholds import Histogram, valid_histogram
+from titiler_otsu.core.histogram import Histogram, valid_histogram
 from titiler_otsu.errors import MultiBandInputError
 from titiler_otsu.io.masking import masked_pixels
 from titiler_otsu.security import remote_identity

@@ -19,7 +19,7 @@ from titiler.extensions.wmts import DEFAULT_TEMPLATES as WMTS_TEMPLATES
 
 from titiler_otsu.algorithms import LocalOtsu, SegmentationAlgorithm, halo_of
 from titiler_otsu.algorithms.otsu import Otsu
-from titiler_otsu.core.thresholds import Histogram, valid_histogram
+from titiler_otsu.core.histogram import Histogram, valid_histogram
 from titiler_otsu.errors import BadRequestError, OtsuError
 from titiler_otsu.io.histograms import DatasetHistograms, histogram_disk_dir
 from titiler_otsu.io.masking import masked_pixels
