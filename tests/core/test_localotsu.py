@@ -174,8 +174,8 @@ def test_512_tile_equals_its_four_256_children_wgs84quad(client) -> None:
 def test_stac_item_and_stacapi_mosaic_tiles_are_seamless(stac_client, stac_items) -> None:
     """Multi-asset STAC (grid position in per-asset metadata) and STAC API mosaics (no grid
     metadata: the block grid comes from the bounds), on an NDWI expression (float input)."""
-    from tests.web import test_stacapi
     from tests.stac_fixtures import NDWI, seam_differences
+    from tests.web import test_stacapi
 
     local = {"algorithm": "localotsu", "algorithm_params": json.dumps({"radius": 12, "closing": 1})}
     t = TMS.tile(23.75, 32.0, 10)
