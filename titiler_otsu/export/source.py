@@ -134,7 +134,7 @@ class ExportSource:
     def _open_stac(cls, path: str, bidx: int | None, expression: str | None, assets: list[str]) -> ExportSource:
         """A STAC Item, read like `/stac` does (asset names allowed in the expression)."""
         from titiler_otsu.io.stac_expression import resolve_expression
-        from titiler_otsu.web.stac import GridExactSTACReader
+        from titiler_otsu.io.stac_reader import GridExactSTACReader
 
         if bidx is not None:
             raise BadRequestError("--bidx is for rasters; pick STAC assets with --assets (e.g. --assets B08).")
@@ -185,7 +185,7 @@ class ExportSource:
     def overview_histogram(self, histograms: DatasetHistograms, nbins: int) -> Histogram:
         """The dataset histogram the tile server uses for this source (same overview read)."""
         if self.kind == "stac":
-            from titiler_otsu.web.stac import GridExactSTACReader
+            from titiler_otsu.io.stac_reader import GridExactSTACReader
 
             def open_reader() -> Any:
                 return GridExactSTACReader(self.path)

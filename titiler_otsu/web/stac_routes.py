@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from titiler.core.algorithm import Algorithms
 
+from titiler_otsu.io.stac_mosaic import stacapi_backend
+from titiler_otsu.io.stac_reader import stac_reader
 from titiler_otsu.io.stac_search import StacApiSearcher
 from titiler_otsu.security.sources import SourcePolicy
 from titiler_otsu.settings import Settings
-from titiler_otsu.web.stac import OtsuMultiBaseTilerFactory, stac_path_dependency, stac_reader
-from titiler_otsu.web.stacapi import OtsuSTACAPITilerFactory, stacapi_backend, stacapi_source_dependency
+from titiler_otsu.web.stac import OtsuMultiBaseTilerFactory, stac_path_dependency
+from titiler_otsu.web.stacapi import OtsuSTACAPITilerFactory, stacapi_source_dependency
 from titiler_otsu.web.timeseries import TimeSeriesExtension
 
 STACAPI_PREFIX = "/stacapi/collections/{collection_id}"

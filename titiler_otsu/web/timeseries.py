@@ -33,7 +33,7 @@ from titiler.core.factory import FactoryExtension
 
 from titiler_otsu.algorithms import SegmentationAlgorithm
 from titiler_otsu.errors import BadRequestError, SourceNotFoundError
-from titiler_otsu.io.stac_search import SearchQuery
+from titiler_otsu.io.stac_mosaic import STACAPIBackend, StacApiSource
 from titiler_otsu.web.areas import (
     AreaFeature,
     AreaJob,
@@ -45,7 +45,7 @@ from titiler_otsu.web.areas import (
     segmentation_algorithm,
 )
 from titiler_otsu.web.dependencies import algorithm_dependency
-from titiler_otsu.web.stacapi import STACAPIBackend, StacApiSource, mosaic_grid
+from titiler_otsu.web.stacapi import mosaic_grid
 
 if TYPE_CHECKING:
     from titiler_otsu.web.stacapi import OtsuSTACAPITilerFactory
@@ -354,8 +354,7 @@ class TimeSeriesExtension(FactoryExtension):
                     f"{tuple(round(v, 4) for v in mosaic.bounds)} (lon/lat)."
                 )
             bbox = tuple(polygon.bounds)
-            query = SearchQuery(source.api, source.collection, bbox, source.datetime, source.filter, source.sortby)
-            result = mosaic.searcher.search(query)
+            result = mosaic.searcher.search(source.search_query(bbox))
         if result.truncated:
             raise BadRequestError(
                 f"The search finds more than {settings.stac_max_items} items over this polygon (setting "
