@@ -5,6 +5,7 @@ the user; GDAL/rasterio errors are translated into messages a user can act on (m
 damaged, not a raster, remote failure or timeout); anything unexpected is a 500 with a
 reference id and no internals. Local directories never reach a response: absolute paths in
 messages are cut to their file name. Full details (tracebacks, paths) go to the server log.
+`format_validation_error` words invalid algorithm parameters (for the API and the export).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 from morecantile.errors import InvalidZoomError, MorecantileError
+from pydantic import ValidationError
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError, RasterioIOError
 from rio_tiler.errors import (
@@ -107,6 +109,18 @@ _PATH = re.compile(r"(?:file://|(?<![\w/.~-]))/(?:[^\s/'\"`,;()<>\[\]{}|]+/)+([^
 def public_message(message: str) -> str:
     """A message safe to return: absolute local paths cut to `…/file name`."""
     return _PATH.sub(lambda m: f"…/{m.group(1)}", message)
+
+
+def format_validation_error(name: str, err: ValidationError) -> str:
+    """The message of invalid algorithm parameters: each field's problem, `'key': message`."""
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "algorithm_params"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown parameter"
+        parts.append(f"'{key}': {msg}" if e["loc"] else msg)
+    return f"Invalid algorithm_params for '{name}': " + "; ".join(parts)
 
 
 def _chain(exc: BaseException) -> str:

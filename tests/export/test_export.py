@@ -30,7 +30,8 @@ from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.cli import app as cli_app
 from titiler_otsu.core.grid import GridWindow, PixelGrid
 from titiler_otsu.core.histogram import valid_histogram
-from titiler_otsu.export.driver import ExportRequest, ExportSummary, exact_histogram, export
+from titiler_otsu.export.driver import ExportRequest, ExportSummary, export
+from titiler_otsu.export.exact_histogram import exact_histogram
 from titiler_otsu.export.grid import native_grid
 from titiler_otsu.export.source import ExportSource
 from titiler_otsu.export.tasks import ExportJob

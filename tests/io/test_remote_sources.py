@@ -27,7 +27,7 @@ from tests.floor import BlockIndex
 from tests.remote import LatencyProxy, LogWindow, ObjectServer
 from tests.scene import write_scene
 from titiler_otsu import create_app
-from titiler_otsu.export.driver import striped
+from titiler_otsu.export.windows import striped
 from titiler_otsu.io.reader import GridExactReader
 from titiler_otsu.settings import Settings
 

@@ -1,7 +1,7 @@
 """Full-resolution export on Dask.
 
-The driver, its output grid, sources, tasks, writer, cluster, heap tuning and the
-`titiler-otsu export` command.
+The driver, its map over windows on the cluster, the exact histogram, its output grid,
+sources, tasks, writer, cluster, heap tuning and the `titiler-otsu export` command.
 
 May import: `core`, `io`, `algorithms`, `security`, `errors`, `settings`; Dask. Not `web`.
 The driver's names are imported lazily (`from titiler_otsu.export import export` works) so that

@@ -5,10 +5,10 @@
 1. thresholds: `scope: "dataset"` binds the *same* overview histogram the tile server uses
    (`DatasetHistograms`, same `preview` read), so the export and the map agree; with
    `exact_histogram` the full-resolution histogram is a map over windows (min/max, then
-   counts on common bins) and a reduce (sum), and Otsu runs on that;
+   counts on common bins) and a reduce (sum), and Otsu runs on that (`export.exact_histogram`);
 2. segmentation: one Dask task per window (read with the algorithm's halo, segment,
-   crop; see `export_tasks`), a bounded number in flight, blocks written as they
-   complete (see `export_writer`);
+   crop; see `export.tasks`), a bounded number in flight (`export.windows`), blocks written as
+   they complete (see `export.writer`);
 3. a COG with overviews replaces the output path atomically; a summary is returned.
 
 The cluster is a `distributed.LocalCluster` of worker processes by default, or an
@@ -17,11 +17,8 @@ existing scheduler (`scheduler="tcp://host:port"`).
 
 from __future__ import annotations
 
-import math
 import resource
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,34 +29,19 @@ from rasterio.errors import CRSError
 
 from titiler_otsu.algorithms import halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
-from titiler_otsu.core.histogram import Histogram, valid_histogram
-from titiler_otsu.errors import BadRequestError, OtsuError
-from titiler_otsu.export.cluster import ClusterStarter, new_local_cluster
-from titiler_otsu.export.grid import OutputGrid, Window, native_grid, reprojected_grid
+from titiler_otsu.core.histogram import Histogram
+from titiler_otsu.errors import BadRequestError, format_validation_error
+from titiler_otsu.export.cluster import ClusterStarter
+from titiler_otsu.export.exact_histogram import exact_histogram
+from titiler_otsu.export.grid import OutputGrid, native_grid, reprojected_grid
 from titiler_otsu.export.source import ExportSource
-from titiler_otsu.export.tasks import (
-    ExportJob,
-    WindowResult,
-    peak_rss_bytes,
-    segment_window,
-    window_histogram,
-    window_range,
-)
+from titiler_otsu.export.tasks import ExportJob, WindowResult, peak_rss_bytes, segment_window
+from titiler_otsu.export.windows import ExportError, ProgressCallback, dask_client, map_windows
 from titiler_otsu.export.writer import NODATA, ClassRasterWriter
 from titiler_otsu.io.histograms import DatasetHistograms
 from titiler_otsu.settings import Settings
-from titiler_otsu.web.dependencies import _format_validation_error
 
 __all__ = ["ExportError", "ExportRequest", "ExportSummary", "ClassArea", "export"]
-
-#: Called with (phase, windows done, windows total).
-ProgressCallback = Callable[[str, int, int], None]
-
-_POLL_SECONDS = 1.0
-
-
-class ExportError(OtsuError):
-    """The export could not complete (cluster lost, task failed); nothing was written at OUT."""
 
 
 class ExportRequest(BaseModel):
@@ -157,7 +139,7 @@ def _algorithm(request: ExportRequest, settings: Settings) -> SegmentationAlgori
     try:
         algo = cls(**request.params)
     except ValidationError as e:
-        raise BadRequestError(_format_validation_error(request.algorithm, e)) from e
+        raise BadRequestError(format_validation_error(request.algorithm, e)) from e
     except TypeError as e:
         raise BadRequestError(f"Invalid --params for {request.algorithm!r}: {e}") from e
     if not isinstance(algo, SegmentationAlgorithm):
@@ -189,191 +171,6 @@ def _output_grid(request: ExportRequest, source: ExportSource) -> OutputGrid:
         except CRSError as e:
             raise BadRequestError(f"--crs {request.crs!r} is not a CRS (try EPSG:3857 or EPSG:32633).") from e
     return reprojected_grid(crs, transform, width, height, dst, request.resolution, request.bbox)
-
-
-@contextmanager
-def dask_client(
-    scheduler: str | None,
-    workers: int | None,
-    threads_per_worker: int,
-    worker_timeout: float,
-    starter: ClusterStarter | None = None,
-) -> Iterator[Any]:
-    """A `distributed.Client`: on an existing scheduler, or on a new local cluster.
-
-    `starter`: a local cluster already starting in the background (see `export_cluster`).
-    """
-    from distributed import Client
-
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=min(worker_timeout, 30))
-        except OSError as e:
-            raise ExportError(
-                f"Cannot reach the Dask scheduler at {scheduler} ({e}). Start one (`dask scheduler`, "
-                "then `dask worker ADDRESS`) or leave out --scheduler to use a local cluster."
-            ) from e
-        try:
-            try:
-                client.wait_for_workers(1, timeout=worker_timeout)
-            except TimeoutError as e:
-                raise ExportError(
-                    f"The Dask scheduler at {scheduler} has no workers (waited {worker_timeout:g} s): "
-                    f"start some with `dask worker {scheduler}`."
-                ) from e
-            yield client
-        finally:
-            client.close()
-        return
-    cluster = starter.take() if starter is not None else new_local_cluster(workers, threads_per_worker)
-    try:
-        with Client(cluster) as client:
-            yield client
-    finally:
-        cluster.close()
-
-
-# ---------------------------------------------------------------------------- map over windows
-
-
-def striped(windows: list[Window], n: int) -> list[tuple[int, Window]]:
-    """(stripe, window) for `n` contiguous stripes of row-major `windows`, interleaved.
-
-    Stripe k holds windows `k * len / n ... (k + 1) * len / n` (whole bands of rows for
-    whole rows of windows), and the list takes one window of each stripe in turn, so that
-    a bounded number of tasks in flight keeps every stripe's worker busy. Giving each worker
-    one stripe means the source blocks (and the halo rows) shared by vertically adjacent
-    windows are fetched by one worker, once: a remote source is read about once in all.
-    """
-    n = max(1, min(n, len(windows)))
-    bounds = [len(windows) * k // n for k in range(n + 1)]
-    stripes = [windows[bounds[k] : bounds[k + 1]] for k in range(n)]
-    out: list[tuple[int, Window]] = []
-    for i in range(max((len(s) for s in stripes), default=0)):
-        out.extend((k, s[i]) for k, s in enumerate(stripes) if i < len(s))
-    return out
-
-
-def _map_windows(
-    client: Any,
-    fn: Callable[..., Any],
-    job: ExportJob,
-    windows: Iterable[Window],
-    on_result: Callable[[Any], None],
-    *args: Any,
-    worker_timeout: float,
-) -> None:
-    """Run `fn(job, window, *args)` on the cluster for every window, a bounded number in flight.
-
-    Results are handed to `on_result` as tasks complete (in any order) and released.
-    Dask reschedules the tasks of a worker that dies; if every worker is gone for
-    `worker_timeout` seconds, or a task keeps killing its workers, `ExportError` is raised.
-    """
-    from distributed import wait
-    from distributed.scheduler import KilledWorker
-
-    workers = sorted(client.nthreads())
-    todo = iter(striped(list(windows), len(workers)))
-    pending: set[Any] = set()
-    no_worker_since: float | None = None
-    cap = 2
-    cap_checked = 0.0
-
-    def refill() -> None:
-        nonlocal cap, cap_checked
-        now = time.monotonic()
-        if now - cap_checked > 2.0:
-            cap = 2 * max(1, sum(client.nthreads().values())) + 2
-            cap_checked = now
-        while len(pending) < cap:
-            item = next(todo, None)
-            if item is None:
-                return
-            stripe, window = item
-            # loose restriction: each worker reads one band of rows (its blocks, and the halo
-            # rows it shares with the next window, stay in its caches), others may still take it
-            where = {"workers": [workers[stripe]], "allow_other_workers": True} if len(workers) > 1 else {}
-            pending.add(client.submit(fn, job, window, *args, pure=False, **where))
-
-    try:
-        refill()
-        while pending:
-            try:
-                done, not_done = wait(pending, timeout=_POLL_SECONDS, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                if client.nthreads():
-                    no_worker_since = None
-                elif no_worker_since is None:
-                    no_worker_since = time.monotonic()
-                elif time.monotonic() - no_worker_since > worker_timeout:
-                    raise ExportError(
-                        f"No Dask worker left for {worker_timeout:g} s (workers died or were stopped); "
-                        "the export was aborted. Restart the workers and run the export again."
-                    ) from None
-                continue
-            no_worker_since = None
-            pending = set(not_done)
-            for future in done:
-                try:
-                    result = future.result(timeout=_POLL_SECONDS)
-                except TimeoutError:
-                    # finished, but its result died with its worker before we fetched it:
-                    # the scheduler recomputes it; keep waiting (the watchdog above applies)
-                    pending.add(future)
-                    continue
-                except KilledWorker as e:
-                    raise ExportError(
-                        "Dask gave up on a window: the workers running it died (KilledWorker; out of "
-                        "memory?) and the export was aborted. Try a smaller --window-size or workers "
-                        "with more memory."
-                    ) from e
-                future.release()
-                on_result(result)
-            refill()
-    finally:
-        if pending:
-            client.cancel(list(pending))
-
-
-def exact_histogram(
-    client: Any, job: ExportJob, nbins: int, worker_timeout: float, progress: ProgressCallback | None = None
-) -> Histogram:
-    """Full-resolution histogram of the output grid's valid values, by map-reduce.
-
-    Map 1: min/max per window; reduce: global range. Map 2: counts per window on the
-    common bins of that range; reduce: sum. Equals `valid_histogram` of the whole image.
-    """
-    windows = list(job.grid.windows(2048))
-    report = progress or (lambda phase, done, total: None)
-    lo, hi = math.inf, -math.inf
-    done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        report("histogram", done, 2 * len(windows))
-
-    def take_range(r: tuple[float, float] | None) -> None:
-        nonlocal lo, hi
-        step()
-        if r is not None:
-            lo, hi = min(lo, r[0]), max(hi, r[1])
-
-    _map_windows(client, window_range, job, windows, take_range, worker_timeout=worker_timeout)
-    if lo > hi:
-        return valid_histogram(np.zeros(0, np.float32), nbins=nbins)
-    # the bins of the whole image (edges depend on the dtype and the range only)
-    first = job.source.read_window(job.grid, Window(0, 0, 1, 1)).array[0]
-    template = valid_histogram(np.zeros(0, first.dtype), nbins=nbins, value_range=(lo, hi))
-    total = np.zeros_like(template.counts)
-
-    def add(counts: np.ndarray) -> None:
-        nonlocal total
-        step()
-        total = total + counts
-
-    _map_windows(client, window_histogram, job, windows, add, (lo, hi), nbins, worker_timeout=worker_timeout)
-    return Histogram(total, template.edges, template.integer_bins)
 
 
 # ---------------------------------------------------------------------------- the export
@@ -494,7 +291,7 @@ def _run(
             done += 1
             report("segment", done, len(windows))
 
-        _map_windows(client, segment_window, job, windows, take, worker_timeout=request.worker_timeout)
+        map_windows(client, segment_window, job, windows, take, worker_timeout=request.worker_timeout)
         seconds_segment = time.perf_counter() - t1
         driver_cpu = _cpu_seconds() - driver_cpu
         t2 = time.perf_counter()

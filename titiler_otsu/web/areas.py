@@ -7,10 +7,10 @@ pixel's class is the one the whole-image computation would give. Pixels whose ce
 in the polygon are counted per class. Areas are true ground areas: every 1x16 block of
 the read grid is measured in a Lambert azimuthal equal-area projection (on the source's
 own ellipsoid) centred on the AOI, so neither a geographic nor a Web-Mercator source
-inflates them.
+inflates them. That geometry, apart from the web framework, is `io.aoi`; this module holds
+the request and response models, the per-feature measurement and the extension.
 """
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,19 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 import rasterio
 import shapely
-from affine import Affine
 from attrs import define, field
 from fastapi import Body, Depends
 from geojson_pydantic import Feature, FeatureCollection, MultiPolygon, Polygon
 from pydantic import BaseModel, ConfigDict, Field
-from pyproj import CRS, Transformer
-from pyproj.crs import ProjectedCRS
-from pyproj.crs.coordinate_operation import LambertAzimuthalEqualAreaConversion
 from rasterio.features import geometry_mask
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import BaseReader
 from rio_tiler.models import ImageData
-from shapely.geometry.base import BaseGeometry
 from titiler.core.algorithm.base import BaseAlgorithm
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.factory import FactoryExtension
@@ -39,44 +34,26 @@ from titiler.core.factory import FactoryExtension
 from titiler_otsu.algorithms import SegmentationAlgorithm, halo_of
 from titiler_otsu.algorithms.otsu import Otsu
 from titiler_otsu.errors import BadRequestError
+from titiler_otsu.io.aoi import (
+    DENSIFY_DEG,
+    AoiRead,
+    NativeGrid,
+    block_counts,
+    block_pixel_areas,
+    cached_transformer,
+    lonlat_area,
+    native_grid,
+    plan_read,
+    polygonal,
+    repair,
+    transform_geom,
+)
 from titiler_otsu.io.masking import removed_pixels
 
 if TYPE_CHECKING:
     from titiler_otsu.web.mixin import OtsuAnalyticsMixin
 
-__all__ = ["AreasExtension", "AreasResponse", "cached_transformer", "feature_collection", "segmentation_algorithm"]
-
-#: Blocks whose true area is measured: one row by 16 columns of read pixels. A pixel's
-#: area is taken constant within its block. Along a row it varies very little in the
-#: projections rasters come in (UTM: < 1e-7 over 16 px); across rows it can vary fast
-#: (geographic and Web-Mercator grids: 3e-5 per 0.001 degree row at 60 N), so every row is
-#: measured.
-AREA_BLOCK = (1, 16)
-#: Polygon edges are straight lines in lon/lat (RFC 7946): they are densified to this
-#: step, in degrees, before projection to the source CRS.
-DENSIFY_DEG = 0.001
-#: Global equal-area CRS (WGS 84 / NSIDC EASE-Grid 2.0 Global, cylindrical equal-area) for
-#: polygon areas: lon/lat straight edges, the antimeridian and whole-world boxes are exact.
-_GLOBAL_EQUAL_AREA = "EPSG:6933"
-
-
-@functools.lru_cache(maxsize=64)
-def cached_transformer(src: str, dst: str) -> Transformer:
-    """`always_xy` transformer between two CRSs (user input or WKT), built once (tens of ms)."""
-    return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
-
-
-@functools.lru_cache(maxsize=64)
-def _equal_area_transformer(crs_wkt: str, lon0: int, lat0: int) -> Transformer:
-    """Transformer to a Lambert azimuthal equal-area projection on the CRS's own datum.
-
-    The projection is exactly equal-area everywhere; its centre (whole degrees, so that it
-    is cached) only limits shape distortion, which does not matter for 1x16-pixel blocks.
-    """
-    crs = CRS.from_wkt(crs_wkt)
-    laea = ProjectedCRS(conversion=LambertAzimuthalEqualAreaConversion(lat0, lon0), geodetic_crs=crs.geodetic_crs)
-    return Transformer.from_crs(crs, laea, always_xy=True)
-
+__all__ = ["AreasExtension", "AreasResponse", "feature_collection", "segmentation_algorithm"]
 
 AreaGeometry = Annotated[Polygon | MultiPolygon, Field(discriminator="type")]
 AreaFeature = Feature[AreaGeometry, dict[str, Any]]
@@ -211,147 +188,6 @@ def _finite_or_none(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
-# ---------------------------------------------------------------------- geometry
-def _polygonal(geom: BaseGeometry) -> BaseGeometry:
-    """The polygonal part of a geometry (make_valid may add lines or points)."""
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(parts) if parts else shapely.Polygon()
-
-
-def repair(geom: BaseGeometry) -> tuple[BaseGeometry, str | None]:
-    """Return a valid polygonal geometry and, if it was invalid, why."""
-    if shapely.is_valid(geom):
-        return geom, None
-    reason = shapely.is_valid_reason(geom)
-    return _polygonal(shapely.make_valid(geom)), reason
-
-
-def lonlat_area(geom: BaseGeometry) -> float:
-    """Ellipsoidal area (m²) of a lon/lat geometry whose edges are straight in lon/lat."""
-    if geom.is_empty:
-        return 0.0
-    minx, miny, maxx, maxy = geom.bounds
-    step = max(DENSIFY_DEG, max(maxx - minx, maxy - miny) / 1000)
-    return float(
-        _transform_geom(shapely.segmentize(geom, step), cached_transformer("EPSG:4326", _GLOBAL_EQUAL_AREA)).area
-    )
-
-
-def _transform_geom(geom: BaseGeometry, transformer: Transformer) -> BaseGeometry:
-    def project(xy: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geom, project)
-
-
-@dataclass(frozen=True)
-class NativeGrid:
-    """The pixel grid a source is read on: CRS, north-up transform and size."""
-
-    crs: CRS
-    read_crs: Any  # the same CRS as the reader's `part(dst_crs=...)` takes it (rasterio CRS)
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def box(self) -> BaseGeometry:
-        """Extent of the grid, in its CRS."""
-        t = self.transform
-        return shapely.box(t.c, t.f + self.height * t.e, t.c + self.width * t.a, t.f)
-
-
-def native_grid(src: BaseReader) -> NativeGrid:
-    """The source's own pixel grid (a rio-tiler reader with `transform`, `width`, `height`)."""
-    transform = getattr(src, "transform", None)
-    width, height = getattr(src, "width", None), getattr(src, "height", None)
-    if transform is None or not width or not height:
-        raise BadRequestError("/areas needs a source with a single pixel grid (a COG or an item with proj: info).")
-    if transform.b != 0 or transform.d != 0 or transform.a <= 0 or transform.e >= 0:
-        raise BadRequestError("/areas supports north-up sources only (this one is rotated or flipped).")
-    return NativeGrid(CRS.from_user_input(src.crs), src.crs, transform, int(width), int(height))
-
-
-@dataclass(frozen=True)
-class AoiRead:
-    """How an AOI is read: a window of the native grid, decimated, with a halo."""
-
-    col: int
-    row: int
-    width: int  # read pixels (after decimation), halo excluded
-    height: int
-    decimation: int
-    halo: int
-
-    def transform(self, grid: NativeGrid, with_halo: bool = False) -> Affine:
-        """Transform of the read pixels (halo included or not)."""
-        pad = self.halo * self.decimation if with_halo else 0
-        return grid.transform * Affine.translation(self.col - pad, self.row - pad) * Affine.scale(self.decimation)
-
-    def read_bounds(self, grid: NativeGrid) -> tuple[float, float, float, float]:
-        """Bounds of the read, halo included."""
-        t = self.transform(grid, with_halo=True)
-        w, h = self.width + 2 * self.halo, self.height + 2 * self.halo
-        return (t.c, t.f + h * t.e, t.c + w * t.a, t.f)
-
-    @property
-    def pixels(self) -> int:
-        """Pixels read, halo included."""
-        return (self.width + 2 * self.halo) * (self.height + 2 * self.halo)
-
-
-def plan_read(geom: BaseGeometry, grid: NativeGrid, halo: int, max_pixels: int) -> AoiRead:
-    """Native window covering the geometry (source CRS); decimated until within `max_pixels`."""
-    t = grid.transform
-    minx, miny, maxx, maxy = geom.bounds
-    c0 = max(0, math.floor((minx - t.c) / t.a))
-    c1 = min(grid.width, math.ceil((maxx - t.c) / t.a))
-    r0 = max(0, math.floor((maxy - t.f) / t.e))
-    r1 = min(grid.height, math.ceil((miny - t.f) / t.e))
-    width, height = max(c1 - c0, 0), max(r1 - r0, 0)
-    d = 1
-    if (width + 2 * halo) * (height + 2 * halo) > max_pixels:
-        d = max(1, math.floor(math.sqrt(width * height / max_pixels)))
-        while (math.ceil(width / d) + 2 * halo) * (math.ceil(height / d) + 2 * halo) > max_pixels:
-            d += 1
-    return AoiRead(c0, r0, math.ceil(width / d), math.ceil(height / d), d, halo)
-
-
-def block_pixel_areas(
-    transform: Affine, crs: CRS, shape: tuple[int, int], centre: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True area of one pixel in each `AREA_BLOCK` block of a grid.
-
-    The block corners are projected to a Lambert azimuthal equal-area projection centred on
-    `centre` (lon, lat), on the grid CRS's own datum, and each block's quadrilateral area is
-    shared among its pixels.
-
-    Returns:
-        (areas, row_starts, col_starts): `areas[i, j]` m² per pixel of the block starting at
-        row `row_starts[i]`, column `col_starts[j]`.
-
-    """
-    height, width = shape
-    rows = np.r_[np.arange(0, height, AREA_BLOCK[0]), height]
-    cols = np.r_[np.arange(0, width, AREA_BLOCK[1]), width]
-    cc, rr = np.meshgrid(cols.astype(np.float64), rows.astype(np.float64))
-    xs, ys = transform * (cc, rr)
-    to_laea = _equal_area_transformer(crs.to_wkt(), round(centre[0]), round(centre[1]))
-    ex, ey = to_laea.transform(xs, ys)
-    # quadrilateral p00, p01, p11, p10: area = |(p11 - p00) x (p10 - p01)| / 2
-    dx1, dy1 = ex[1:, 1:] - ex[:-1, :-1], ey[1:, 1:] - ey[:-1, :-1]
-    dx2, dy2 = ex[1:, :-1] - ex[:-1, 1:], ey[1:, :-1] - ey[:-1, 1:]
-    quad = 0.5 * np.abs(dx1 * dy2 - dy1 * dx2)
-    npix = np.diff(rows)[:, None] * np.diff(cols)[None, :]
-    return quad / npix, rows[:-1], cols[:-1]
-
-
-def _block_counts(mask: np.ndarray, row_starts: np.ndarray, col_starts: np.ndarray) -> np.ndarray:
-    per_cols = np.add.reduceat(mask, col_starts, axis=1, dtype=np.int64)
-    return per_cols if len(row_starts) == mask.shape[0] else np.add.reduceat(per_cols, row_starts, axis=0)
-
-
 # ---------------------------------------------------------------------- computation
 @dataclass
 class AreaJob:
@@ -390,7 +226,7 @@ class FeaturePlan:
     def measure(self, pixels: np.ndarray) -> tuple[int, float]:
         """Pixel count and true area (m²) of a (height, width) bool raster of the read."""
         assert self.areas is not None and self.row_starts is not None and self.col_starts is not None
-        per_block = _block_counts(pixels, self.row_starts, self.col_starts)
+        per_block = block_counts(pixels, self.row_starts, self.col_starts)
         return int(per_block.sum()), float((per_block * self.areas).sum())
 
 
@@ -427,16 +263,16 @@ def plan_feature(job: AreaJob, index: int, feature: AreaFeature, n_classes: int)
     clipped = geom.intersection(shapely.box(west, south, east, north))
     if not clipped.is_empty:
         to_src = cached_transformer("EPSG:4326", job.grid.crs.to_wkt())
-        projected = _transform_geom(shapely.segmentize(clipped, DENSIFY_DEG), to_src)
+        projected = transform_geom(shapely.segmentize(clipped, DENSIFY_DEG), to_src)
         projected = repair(projected)[0].intersection(job.grid.box)
-        clipped = _polygonal(projected)
+        clipped = polygonal(projected)
     if clipped.is_empty or clipped.area == 0:
         notes.append("The polygon does not overlap the source: no pixels.")
         return FeaturePlan(result)
 
     result["outside_source"] = False
     to_lonlat = cached_transformer(job.grid.crs.to_wkt(), "EPSG:4326")
-    inside_lonlat = _transform_geom(clipped, to_lonlat)
+    inside_lonlat = transform_geom(clipped, to_lonlat)
     result["coverage"] = min(1.0, lonlat_area(inside_lonlat) / polygon_area) if polygon_area else 0.0
     if result["coverage"] < 0.999:
         notes.append(f"{100 * (1 - result['coverage']):.1f}% of the polygon lies outside the source's extent.")

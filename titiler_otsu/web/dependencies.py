@@ -13,7 +13,7 @@ from titiler.core.algorithm import Algorithms
 from titiler.core.algorithm.base import BaseAlgorithm
 from titiler.core.dependencies import DefaultDependency
 
-from titiler_otsu.errors import BadRequestError
+from titiler_otsu.errors import BadRequestError, format_validation_error
 from titiler_otsu.security.sources import REMOTE_SCHEMES, SourcePolicy, url_scheme
 from titiler_otsu.settings import Settings
 
@@ -62,17 +62,6 @@ def path_dependency(policy: SourcePolicy) -> Callable[..., Awaitable[str]]:
     return source_path
 
 
-def _format_validation_error(name: str, err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "algorithm_params"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown parameter"
-        parts.append(f"'{key}': {msg}" if e["loc"] else msg)
-    return f"Invalid algorithm_params for '{name}': " + "; ".join(parts)
-
-
 def algorithm_dependency(registry: Algorithms, settings: Settings) -> Callable[..., Awaitable[BaseAlgorithm | None]]:
     """Parse `algorithm` and `algorithm_params` into an algorithm instance (400 on errors)."""
     names = tuple(registry.list())
@@ -106,7 +95,7 @@ def algorithm_dependency(registry: Algorithms, settings: Settings) -> Callable[.
         try:
             instance = registry.get(algorithm)(**params)
         except ValidationError as e:
-            raise BadRequestError(_format_validation_error(algorithm, e)) from e
+            raise BadRequestError(format_validation_error(algorithm, e)) from e
         classes = getattr(instance, "classes", None)
         if isinstance(classes, int) and classes > settings.max_classes:
             raise BadRequestError(f"'classes' must be at most {settings.max_classes} (setting MAX_CLASSES).")

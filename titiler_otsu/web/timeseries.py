@@ -33,15 +33,14 @@ from titiler.core.factory import FactoryExtension
 
 from titiler_otsu.algorithms import SegmentationAlgorithm
 from titiler_otsu.errors import BadRequestError, SourceNotFoundError
+from titiler_otsu.io.aoi import lonlat_area, repair
 from titiler_otsu.io.stac_mosaic import STACAPIBackend, StacApiSource
 from titiler_otsu.web.areas import (
     AreaFeature,
     AreaJob,
     ClassArea,
     FeatureAreas,
-    lonlat_area,
     measure_feature,
-    repair,
     segmentation_algorithm,
 )
 from titiler_otsu.web.dependencies import algorithm_dependency

@@ -33,7 +33,8 @@ from titiler.core.resources.responses import GeoJSONResponse
 
 from titiler_otsu.core.grid import PixelGrid, tile_window
 from titiler_otsu.errors import BadRequestError
-from titiler_otsu.web.areas import cached_transformer, segmentation_algorithm
+from titiler_otsu.io.aoi import cached_transformer
+from titiler_otsu.web.areas import segmentation_algorithm
 
 if TYPE_CHECKING:
     from titiler_otsu.web.mixin import OtsuAnalyticsMixin
