@@ -1,4 +1,7 @@
-"""titiler-otsu: seamless on-the-fly Otsu segmentation tiles, a TiTiler extension."""
+"""titiler-otsu: seamless on-the-fly Otsu segmentation tiles, a TiTiler extension.
+
+May import: anything in the package (top-level glue).
+"""
 
 from titiler_otsu.version import __version__
 

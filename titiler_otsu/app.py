@@ -1,4 +1,7 @@
-"""The FastAPI application: `create_app(settings)`."""
+"""The FastAPI application: `create_app(settings)`.
+
+May import: anything in the package (top-level glue).
+"""
 
 import os
 from pathlib import Path

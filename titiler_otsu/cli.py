@@ -1,4 +1,7 @@
-"""Command line: `titiler-otsu serve` and `titiler-otsu threshold`."""
+"""Command line: `titiler-otsu serve` and `titiler-otsu threshold`.
+
+May import: anything in the package (top-level glue).
+"""
 
 import json
 import os

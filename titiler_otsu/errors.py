@@ -6,6 +6,8 @@ damaged, not a raster, remote failure or timeout); anything unexpected is a 500 
 reference id and no internals. Local directories never reach a response: absolute paths in
 messages are cut to their file name. Full details (tracebacks, paths) go to the server log.
 `format_validation_error` words invalid algorithm parameters (for the API and the export).
+
+May import: nothing of ours.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Server settings, read from `TITILER_OTSU_*` environment variables."""
+"""Server settings, read from `TITILER_OTSU_*` environment variables.
+
+May import: nothing of ours.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ The viewer's own code lives in `static/` and needs no build step. Its third-part
 libraries (Leaflet, Leaflet-Geoman; versions in `static/vendor.json`) are never committed:
 they come from an npm CDN (setting `viewer_vendor_url`) or, for offline deployments, from a
 local `node_modules` folder (setting `viewer_vendor_dir`, mounted at `/vendor`).
+
+May import: anything in the package (top-level glue).
 """
 
 from __future__ import annotations

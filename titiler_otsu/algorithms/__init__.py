@@ -1,4 +1,7 @@
-"""Segmentation algorithms, registered on top of TiTiler's default algorithms."""
+"""Segmentation algorithms, registered on top of TiTiler's default algorithms.
+
+May import: `core`, `algorithms`, `errors`, `settings`.
+"""
 
 from __future__ import annotations
 

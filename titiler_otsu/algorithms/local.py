@@ -3,6 +3,8 @@
 The math is in :mod:`titiler_otsu.core.local_otsu`; this module wraps it as a TiTiler
 algorithm: single-band check, optional smoothing, the level scale, the block grid's
 anchoring, clean-up, halo cropping and output metadata.
+
+May import: `core`, `algorithms`, `errors`, `settings`.
 """
 
 from __future__ import annotations

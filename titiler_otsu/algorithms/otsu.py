@@ -1,4 +1,7 @@
-"""Global Otsu segmentation algorithms: `otsu` (binary) and `multiotsu` (2-5 classes)."""
+"""Global Otsu segmentation algorithms: `otsu` (binary) and `multiotsu` (2-5 classes).
+
+May import: `core`, `algorithms`, `errors`, `settings`.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@
 ``uint8`` input goes through a 256-entry lookup table, other dtypes are compared with each
 threshold in float64 (binary search above ``_MAX_COMPARISONS`` thresholds). NaN values and
 NaN thresholds give class 0. Descending or too many thresholds raise :class:`ValueError`.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each filter declares its *support*: how many pixels away an input pixel can influence an
 output pixel. A tile read with a halo at least as wide as the summed supports gives, in
 its interior, exactly the values the filter would give on the whole image.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

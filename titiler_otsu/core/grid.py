@@ -5,6 +5,8 @@ of all pixels of one resolution level of the TileMatrixSet, with integer column/
 numbers counted from the matrix origin. On a quadtree TMS, a 512-px tile at zoom z and
 the four 256-px tiles of zoom z+1 below it are the same window of the same level, so
 anything computed from `(level, column, row)` alone is seamless by construction.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

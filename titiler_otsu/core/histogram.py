@@ -14,6 +14,8 @@ from these histograms, so the binning decides whether they equal scikit-image's.
 
 :func:`valid_histogram` does not raise on awkward data (no valid pixel, a uniform image); it
 returns a documented histogram instead. Invalid arguments raise :class:`ValueError`.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ Neighbourhood histograms are built without a per-pixel loop: columns are cut at 
 box edge, the histograms of (centre-row band x column segment) cells are counted with one
 ``np.bincount`` per chunk of centre rows (over the bins that chunk occupies) and summed
 along the segments with a cumulative sum; Otsu is then vectorised over the histograms.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

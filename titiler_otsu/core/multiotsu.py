@@ -12,6 +12,8 @@
 Neither raises on awkward data (no valid pixel, a uniform image, fewer distinct values than
 classes): they return documented, well-defined thresholds instead. An invalid ``classes``
 raises :class:`ValueError`.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

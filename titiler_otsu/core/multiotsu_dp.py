@@ -15,6 +15,8 @@ between-class variance up to a constant. This module holds:
   enumeration, which keeps the first strict maximum).
 
 Private to :mod:`titiler_otsu.core.multiotsu` and :mod:`titiler_otsu.core.skimage_compat`.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@
 The foreground is ``value > threshold`` (scikit-image's convention), see
 :func:`titiler_otsu.core.classify.classify`. No valid pixel gives NaN, a uniform image gives
 the value itself; neither raises.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

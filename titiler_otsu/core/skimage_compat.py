@@ -14,6 +14,8 @@ module recovers scikit-image's pick:
 
 The float32 class scores themselves (scikit-image's lookup table) are computed by
 :class:`titiler_otsu.core.multiotsu_dp._ClassScores` with ``skimage_compat=True``.
+
+May import: NumPy, SciPy, scikit-image, morecantile and `core`; nothing else of ours (no GDAL, no web).
 """
 
 from __future__ import annotations

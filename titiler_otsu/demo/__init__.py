@@ -23,6 +23,8 @@ spectra), :mod:`~titiler_otsu.demo.draw` (drawing primitives), :mod:`~titiler_ot
 :mod:`~titiler_otsu.demo.scene` (the composition) and :mod:`~titiler_otsu.demo.writer`
 (georeferencing and COG writer). This module holds the public entry points
 (:func:`generate_demo_scene`, :func:`ensure_demo_scene`) and re-exports the public names.
+
+May import: anything in the package (top-level glue).
 """
 
 from __future__ import annotations

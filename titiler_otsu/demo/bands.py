@@ -1,6 +1,8 @@
 """The demo scene's band model: Sentinel-2 bands, nodata and the spectra of every surface.
 
 Reflectances are L2A surface reflectance x 10000 for (B02, B03, B04, B08).
+
+May import: anything in the package (top-level glue).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The demo scene's fair-weather cumulus: soft-edged, shaded clouds and their shadows."""
+"""The demo scene's fair-weather cumulus: soft-edged, shaded clouds and their shadows.
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

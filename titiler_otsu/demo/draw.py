@@ -2,6 +2,8 @@
 
 Fractal noise, blurs, windows, spectrum blending, splines and anti-aliased strokes,
 shared by the water, land and cloud modules.
+
+May import: anything in the package (top-level glue).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The demo scene's land: field parcels, forest, reed belts, villages, roads and relief."""
+"""The demo scene's land: field parcels, forest, reed belts, villages, roads and relief.
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

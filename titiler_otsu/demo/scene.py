@@ -1,6 +1,8 @@
 """The demo scene composed: water over land, clouds and shadows, sensor noise, swath edge.
 
 :func:`render_demo_scene` returns the ``(4, size, size)`` uint16 array.
+
+May import: anything in the package (top-level glue).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The demo scene's water: glacial lakes with islands, kettle-hole ponds and a meandering river."""
+"""The demo scene's water: glacial lakes with islands, kettle-hole ponds and a meandering river.
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Writing the demo scene: its georeferencing (UTM 33N, 10 m pixels) and the COG writer."""
+"""Writing the demo scene: its georeferencing (UTM 33N, 10 m pixels) and the COG writer.
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`titiler-otsu export`: the command line of the full-resolution export."""
+"""`titiler-otsu export`: the command line of the full-resolution export.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Starting worker processes costs about a second (each imports Dask, rasterio and 
 segmentation code). The command line starts them before it imports the export driver and
 opens the source, so both happen at once on different cores instead of one after the other.
 Only Dask is imported here: this module must stay cheap to import.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@
 
 The cluster is a `distributed.LocalCluster` of worker processes by default, or an
 existing scheduler (`scheduler="tcp://host:port"`).
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 With `exact_histogram`, `scope: "dataset"` thresholds come from this histogram rather than the
 overview one the tile server uses.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ An export is computed on one *output grid*: the source's own pixel grid by defau
 square pixels in a given CRS and resolution, anchored at multiples of the resolution (so
 two exports with the same CRS and resolution align). The grid is cut into windows; each is
 read with a halo, segmented, cropped and written back at its place.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

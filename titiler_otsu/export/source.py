@@ -5,6 +5,8 @@ runs in the workers: it reads one window of the output grid, either as a plain r
 window (when the output grid is the raster's own pixel lattice: exact, no resampling) or
 with the tile server's grid-exact nearest sampling (`GridExactReader.read_window`) in any
 other CRS or resolution. Open datasets are cached per worker thread.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

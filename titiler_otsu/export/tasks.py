@@ -5,6 +5,8 @@ reads the window plus the algorithm's halo (clipped at the whole image's edges, 
 so filters see the border the whole image has), runs the same algorithm class the tile
 server runs, and crops the halo away. Because every filter reaches at most `halo` pixels, the cropped window equals
 the same window of the algorithm applied to the whole image at once.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 `dask_client` connects to an existing scheduler or starts a local cluster; `map_windows` runs
 a task per window with a bounded number in flight, in `striped` order (one band of rows per
 worker), and a watchdog that aborts with `ExportError` when the workers are gone.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

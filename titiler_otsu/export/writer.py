@@ -7,6 +7,8 @@ moved onto the output path with `os.replace`. Nothing is ever written at the out
 before that rename: a failed or killed export leaves the previous file (or none) there,
 and the temporary files (named `.OUT.<id>.partial.tif`, beside OUT) are removed on any
 error.
+
+May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
 
 from __future__ import annotations

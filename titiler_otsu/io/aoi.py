@@ -6,6 +6,8 @@ invalid and densified before projection to the source CRS; `plan_read` gives the
 decimated) window that covers one; `block_pixel_areas` measures the true ground area of the
 pixels of a grid, per `AREA_BLOCK` block, in a Lambert azimuthal equal-area projection on the
 source's own ellipsoid.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 import functools

@@ -13,6 +13,8 @@ the file changes, the next lease opens it afresh and the old handles are closed.
 sources have no cheap identity; their idle handles are closed after `ttl` seconds, as are
 idle local ones. The cache is per process (each server worker has its own) and forgets,
 without closing, handles inherited through `fork`.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ With `disk_dir`, histograms are also kept as small JSON files keyed by the same 
 identity: a local file's mtime/size, a remote URL's ETag/Last-Modified; read options; bins;
 `max_size`), so the worker processes of a server (and its restarts) read each source's
 overview once between them, not once each. Files older than `ttl` are ignored.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

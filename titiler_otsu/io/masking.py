@@ -9,6 +9,8 @@ parts, dataset histograms, areas, vectors, change); the readers read the mask ra
 own resolution) and mask the flagged pixels before any algorithm sees the image. Each masked
 image carries `metadata["masked_pixels"]` and the boolean raster of the pixels it removed
 (`QUALITY_MASK_KEY`), for `/threshold` and `/areas`.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ buffered tile as a *different* warp, so a tile's halo is not its neighbour's pix
 depend only on the pixel's position on the TMS grid (see `titiler_otsu.io.sampling`), from an
 overview chosen per grid level. The result: every pixel value (and its mask) is the same
 whichever tile, tile size or halo asked for it.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

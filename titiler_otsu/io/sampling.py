@@ -7,6 +7,8 @@ evaluated on *nodes* anchored to the global grid (every `NODE_SPACING` pixel cor
 same nodes for every request) and pixel centres are interpolated bilinearly between the
 four nodes of their cell. Every pixel's source coordinate is then a function of its
 global (level, column, row) only: bit-for-bit equal whichever tile asked for it.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 rio-tiler's multi-asset readers name the bands of the assets they read `b1, b2, ...` in the
 order of `assets`. Users think in asset names, so an expression may name single-band assets
 directly; this module finds the assets an expression needs and rewrites it to band names.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

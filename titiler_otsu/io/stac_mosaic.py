@@ -7,6 +7,8 @@ not depend on which tile (or which item boundary) it sits near. Searches are mad
 tile's ancestor `STAC_SEARCH_ZOOM_OFFSET` zooms up and cached, so the tiles of one view share
 a few STAC API round trips. `StacApiSource` is the source (collection, search filters, mosaic
 method) and its string key; `stacapi_backend` binds the backend to a searcher and settings.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 import json

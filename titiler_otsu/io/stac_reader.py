@@ -7,6 +7,8 @@ pixel-aligned and seamless. Whole-item and bbox reads (dataset histograms) use o
 for all assets too. Asset hrefs go through the same `SourcePolicy` as `url=`. `grid_metadata`
 is the grid position a grid-exact tile carries in its metadata; `stac_reader` binds the reader
 to an allow-list, a fetch timeout and asset threads.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 searches (TTL + size), lets concurrent requests for the same search wait for one round trip,
 counts the HTTP requests it sends, and turns API failures into our errors: unreachable or
 5xx -> 502, too slow -> 504, 404 -> 404, 400 -> 400 with the API's message.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

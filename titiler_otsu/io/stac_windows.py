@@ -4,6 +4,8 @@ A dataset histogram or a bbox histogram of a STAC Item (or of a STAC API mosaic)
 asset on *one* window of a TMS level's global pixel grid, chosen from the bounds alone, so
 assets of different resolutions (10 m, 20 m) and different items line up pixel for pixel,
 exactly as they do in tiles.
+
+May import: `core`, `security`, `io`, `errors`, `settings`.
 """
 
 from __future__ import annotations

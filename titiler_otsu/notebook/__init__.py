@@ -21,6 +21,8 @@ extra (folium, httpx, pandas).
 Modules: `query` (query parameters, prefixes, TileJSON, `OtsuClientError`), `layers` (folium
 layers for any server), `tile_client` (`TileClient`), `stac_api_client` (`StacApiClient`) and
 `timeseries` (`timeseries_frame`); this package re-exports their public names.
+
+May import: anything in the package (top-level glue).
 """
 
 from __future__ import annotations

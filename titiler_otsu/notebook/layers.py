@@ -1,4 +1,7 @@
-"""Folium layers for any running titiler-otsu (or TiTiler) server: imagery, mask, change, map."""
+"""Folium layers for any running titiler-otsu (or TiTiler) server: imagery, mask, change, map.
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

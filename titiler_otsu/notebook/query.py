@@ -1,6 +1,8 @@
 """Talking to a titiler-otsu server: query parameters, URL prefixes, TileJSON, errors.
 
 Shared by the layers and the two clients.
+
+May import: anything in the package (top-level glue).
 """
 
 from __future__ import annotations

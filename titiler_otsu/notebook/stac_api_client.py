@@ -1,4 +1,7 @@
-"""`StacApiClient`: a collection of a running server's `/stacapi` (layers, change, time series, areas)."""
+"""`StacApiClient`: a collection of a running server's `/stacapi` (layers, change, time series, areas).
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

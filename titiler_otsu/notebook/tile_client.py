@@ -1,4 +1,7 @@
-"""`TileClient`: one local file served by a titiler-otsu server in a background thread."""
+"""`TileClient`: one local file served by a titiler-otsu server in a background thread.
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""A `/timeseries` answer as a pandas DataFrame (pandas imported on use)."""
+"""A `/timeseries` answer as a pandas DataFrame (pandas imported on use).
+
+May import: anything in the package (top-level glue).
+"""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ direct calls only), checked before any read:
   evaluates constant sub-expressions with Python integers, so `9**9**9` would take the
   server's CPU for minutes;
 * at most MAX_DEPTH levels of nesting; parse depth errors are a 400, not a crash.
+
+May import: `errors`, `settings` and `security`.
 """
 
 from __future__ import annotations

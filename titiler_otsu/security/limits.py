@@ -13,6 +13,8 @@
   (TiTiler reads a bbox at native resolution otherwise: unbounded memory).
 * `gdal_http_environment(settings)`: GDAL's HTTP timeouts (no hanging remote read), no retries,
   no `.netrc` credentials sent to remote hosts.
+
+May import: `errors`, `settings` and `security`.
 """
 
 from __future__ import annotations

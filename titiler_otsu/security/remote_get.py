@@ -7,6 +7,8 @@ would steer GDAL there. So, before GDAL is given a URL, `confirm_get` sends the 
 sends first (`GET` with a `Range`), without following redirects: a redirect is checked like
 the `HEAD` ones (allowed prefix or public host, else 403, and the target is never contacted)
 and GDAL is given the URL that answers `GET` itself.
+
+May import: `errors`, `settings` and `security`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ request. What tells us the object changed is the allow-list probe of `SourcePoli
 
 So a changed object is served at most one probe TTL late (60 s by default), at the cost of
 one HEAD per URL per TTL and worker.
+
+May import: `errors`, `settings` and `security`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ STAC Items are checked the same way before any asset is opened (`check_item_grid
 their `proj:` fields describe must be in an Earth CRS and at least one pixel a side.
 
 GCP-georeferenced sources are served (rio-tiler warps them with the GCPs' CRS).
+
+May import: `errors`, `settings` and `security`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Every `url=` of a request, every STAC asset href and every STAC Item URL goes th
   prefix with no host (`https://`) admits any *public* host only (every address it resolves
   to is checked). http(s) sources are probed with `HEAD` without following redirects: each
   redirect target must itself be allowed or be a public host, and GDAL is given the final URL.
+
+May import: `errors`, `settings` and `security`.
 """
 
 from __future__ import annotations

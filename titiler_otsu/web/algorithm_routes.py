@@ -1,4 +1,7 @@
-"""`/algorithms` endpoints: TiTiler's and ours, each with its parameter JSON schema."""
+"""`/algorithms` endpoints: TiTiler's and ours, each with its parameter JSON schema.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
+"""
 
 from typing import Annotated, Any, Literal
 

@@ -9,6 +9,8 @@ the read grid is measured in a Lambert azimuthal equal-area projection (on the s
 own ellipsoid) centred on the AOI, so neither a geographic nor a Web-Mercator source
 inflates them. That geometry, apart from the web framework, is `io.aoi`; this module holds
 the request and response models, the per-feature measurement and the extension.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 import math

@@ -14,6 +14,8 @@ copy of the algorithm: `scope: "dataset"` thresholds come from each date's datas
 (nodata where either date has no valid pixel: masked, outside, nodata); `change/areas`
 also gives the class transition matrix (any number of classes, e.g. `multiotsu`). The
 classification and what `change/areas` measures are in `change_measure`.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from collections.abc import Callable

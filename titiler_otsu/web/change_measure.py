@@ -7,6 +7,8 @@
 (nodata where either date has no valid pixel); `measure_change` reads both dates of a polygon
 on the *after* source's grid (as `/areas` reads one) and measures the class transitions and,
 for binary algorithms, the change classes, in pixels and true ground area.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from typing import Any, Literal

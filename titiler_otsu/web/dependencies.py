@@ -1,4 +1,7 @@
-"""FastAPI dependencies: source paths, algorithm parsing and the algorithm-driven halo."""
+"""FastAPI dependencies: source paths, algorithm parsing and the algorithm-driven halo.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
+"""
 
 import inspect
 import json

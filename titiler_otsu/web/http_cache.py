@@ -15,6 +15,8 @@ A request whose `If-None-Match` holds the current tag gets a bodiless `304` with
 anything. Tags do not depend on the process, so every worker and replica agrees on them.
 Remote sources and STAC families (whose assets can change without their `url`) get
 `Cache-Control` but no `ETag`.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from __future__ import annotations

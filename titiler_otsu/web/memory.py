@@ -12,6 +12,8 @@ each thread its own arena (up to 8 per core), and freed blocks stay in those are
   (in a thread, off the event loop; a trim of a 600 MB heap takes a few ms).
 
 On C libraries without these calls (musl, macOS) both are no-ops.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""ASGI middleware adding the `X-Otsu-Thresholds` header to segmented responses."""
+"""ASGI middleware adding the `X-Otsu-Thresholds` header to segmented responses.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
+"""
 
 from __future__ import annotations
 

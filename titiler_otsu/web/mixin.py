@@ -1,4 +1,7 @@
-"""TiTiler factories with grid-exact reads and Otsu analytics."""
+"""TiTiler factories with grid-exact reads and Otsu analytics.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
+"""
 
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal

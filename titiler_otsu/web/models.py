@@ -1,4 +1,7 @@
-"""Response models of the analytic endpoints."""
+"""Response models of the analytic endpoints.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
+"""
 
 from __future__ import annotations
 

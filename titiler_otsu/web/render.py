@@ -1,4 +1,7 @@
-"""Rendering of class images: RGBA overlays for maps, raw class values for analysis."""
+"""Rendering of class images: RGBA overlays for maps, raw class values for analysis.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@
 (`titiler_otsu.io.stac_reader`: every asset sampled on the same window of the TMS global
 pixel grid) with our analytics mixin; `StacLayerParams` takes `assets=` and asset-name
 expressions, `stac_path_dependency` checks `url=` against the allow-list.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from __future__ import annotations

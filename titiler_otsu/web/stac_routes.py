@@ -1,4 +1,7 @@
-"""Mounting of the STAC families: `/stac` (one Item) and `/stacapi/collections/{collection_id}`."""
+"""Mounting of the STAC families: `/stac` (one Item) and `/stacapi/collections/{collection_id}`.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
+"""
 
 from __future__ import annotations
 

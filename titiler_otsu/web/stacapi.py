@@ -5,6 +5,8 @@ per tile's ancestor, grid-exact item reads, `mosaic_reader`) into TiTiler's `Til
 with our analytics mixin. `stacapi_source_dependency` builds the source key from the path's
 collection id and the search query parameters, `stacapi_change_sources` the two dates of a
 change request, `mosaic_grid` the pixel grid `/areas` reads a mosaic on.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from collections.abc import Callable

@@ -9,6 +9,8 @@ pinned to the group's items (`StacApiSource.ids`), with `bbox` defaulting to the
 bounding box, so scope `dataset` thresholds are computed per date over that bbox, and the
 row is the one `/areas` gives for that date's mosaic. Dates run concurrently in a bounded
 thread pool (setting `TIMESERIES_THREADS`); more than `TIMESERIES_MAX_ITEMS` items is a 400.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 import csv

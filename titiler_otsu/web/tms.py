@@ -6,6 +6,8 @@ TiTiler calls it on every tile request: ~0.8 ms of copying a pydantic model, plu
 profiled with py-spy). Nothing on the tile path modifies a TMS, so one instance per
 identifier is handed out instead; its cached properties (CRS objects, transformers) then
 stay warm across requests.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from __future__ import annotations

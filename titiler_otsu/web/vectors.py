@@ -13,6 +13,8 @@ once with the coverage boundary fixed: edges between classes are simplified cons
 (no gaps, no overlaps), while the tile border and nodata edges keep their shape and every
 corner, so the seams between tiles stay exact. Vertices are only removed, never moved:
 what remains is on the pixel grid.
+
+May import: `core`, `security`, `io`, `algorithms`, `web`, `errors`, `settings` (never `export`).
 """
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
