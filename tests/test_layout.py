@@ -44,6 +44,25 @@ def test_core_is_pure_numpy():
                 assert module.split(".")[0] not in NOT_IN_CORE, f"{name} imports {module}"
 
 
+def _third_party_imports(path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def test_io_reads_without_the_web_framework():
+    """`io` is usable from the export workers and notebooks: no FastAPI/Starlette, no TiTiler factories."""
+    web = ("fastapi", "starlette", "titiler.core.factory", "titiler.core.dependencies")
+    for name, path in module_files().items():
+        if floor_of(name) == "io":
+            bad = {m for m in _third_party_imports(path) if m.startswith(web)}
+            assert not bad, f"{name} imports {bad}"
+
+
 def test_no_module_is_longer_than_450_lines():
     long = {
         name: n for name, path in module_files().items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES

@@ -17,7 +17,6 @@ from titiler.core.factory import TMSFactory
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.errors import add_error_handlers
 from titiler_otsu.io.datasets import apply_gdal_config, configure_dataset_cache
-from titiler_otsu.io.masking import cog_mask_params
 from titiler_otsu.io.reader import GridExactReader
 from titiler_otsu.security.limits import (
     BodySizeLimitMiddleware,
@@ -35,6 +34,7 @@ from titiler_otsu.web.change import ChangeExtension, cog_change_sources
 from titiler_otsu.web.cog import OtsuTilerFactory
 from titiler_otsu.web.dependencies import path_dependency
 from titiler_otsu.web.http_cache import HTTPCacheMiddleware, cache_rules, server_salt
+from titiler_otsu.web.mask_params import cog_mask_params
 from titiler_otsu.web.memory import IdleTrimMiddleware, limit_arenas
 from titiler_otsu.web.middleware import THRESHOLDS_HEADER, ThresholdsHeaderMiddleware, TileScaleMiddleware
 from titiler_otsu.web.mixin import OTSU_ALGORITHM_STATE

@@ -36,7 +36,7 @@ from titiler.core.resources.enums import ImageType
 
 from titiler_otsu.algorithms import SegmentationAlgorithm
 from titiler_otsu.errors import BadRequestError
-from titiler_otsu.io.masking import QualityMask, ReaderOptions
+from titiler_otsu.io.masking import QualityMask
 from titiler_otsu.security.sources import SourcePolicy
 from titiler_otsu.web.areas import (
     AreaJob,
@@ -57,6 +57,7 @@ from titiler_otsu.web.change_measure import (
     measure_change,
 )
 from titiler_otsu.web.dependencies import algorithm_dependency
+from titiler_otsu.web.mask_params import ReaderOptions
 from titiler_otsu.web.middleware import THRESHOLDS_HEADER, format_thresholds
 
 if TYPE_CHECKING:

@@ -23,11 +23,11 @@ from titiler.core.factory import FactoryExtension, MultiBaseTilerFactory
 
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.io.histograms import DatasetHistograms
-from titiler_otsu.io.masking import QualityMaskParams
 from titiler_otsu.io.stac_reader import GridExactSTACReader
 from titiler_otsu.security.sources import SourcePolicy
 from titiler_otsu.settings import Settings
 from titiler_otsu.web.areas import AreasExtension
+from titiler_otsu.web.mask_params import QualityMaskParams
 from titiler_otsu.web.mixin import OtsuAnalyticsMixin
 from titiler_otsu.web.render import render_tile
 from titiler_otsu.web.vectors import VectorsExtension

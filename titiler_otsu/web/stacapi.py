@@ -25,12 +25,12 @@ from titiler.core.factory import FactoryExtension, TilerFactory
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.errors import BadRequestError, SourceNotAllowedError
 from titiler_otsu.io.histograms import DatasetHistograms
-from titiler_otsu.io.masking import QualityMaskParams
 from titiler_otsu.io.stac_mosaic import PIXEL_SELECTION, STACAPIBackend, StacApiSource
 from titiler_otsu.io.stac_windows import to_tms_bounds, window_for_bounds
 from titiler_otsu.settings import Settings
 from titiler_otsu.web.areas import AreasExtension, NativeGrid
 from titiler_otsu.web.change import ChangeExtension, ChangePeriod, ChangeSources
+from titiler_otsu.web.mask_params import QualityMaskParams
 from titiler_otsu.web.mixin import OtsuAnalyticsMixin, parse_bbox
 from titiler_otsu.web.render import render_tile
 from titiler_otsu.web.stac import StacLayerParams
