@@ -117,6 +117,26 @@ def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer
         assert log.bytes <= sum(f[2] for f in floors) + CHUNK * log.requests
 
 
+@pytest.mark.parametrize("trust", [False, True])
+def test_cold_open_costs_one_request_fewer_when_the_named_host_is_trusted(
+    object_server: ObjectServer, remote_scene: Path, tmp_path: Path, trust: bool
+):
+    """`REMOTE_TRUST_NAMED_HOSTS` (the prefix names 127.0.0.1:port): no redirect-guard GET probe.
+
+    Untrusted (the default): the guard's 1-byte GET is sent; trusted: exactly one request fewer.
+    """
+    local = _link(remote_scene, f"trust-{trust}.tif")
+    url = object_server.url(local.name)
+    client = _client(object_server, tmp_path, remote_trust_named_hosts=trust)
+    with object_server.window() as log:
+        r = client.get("/cog/info", params={"url": url})
+    assert r.status_code == 200, r.text
+    probes = sum(1 for e in log.entries if e.range == "bytes=0-0")
+    assert log.count("HEAD") == 2  # our identity/redirect probe + GDAL's size probe, either way
+    assert probes == (0 if trust else 1)
+    assert log.requests <= OPEN_REQUESTS - (1 if trust else 0)
+
+
 def test_zoom_out_tile_reads_the_overview_its_resolution_needs(
     object_server: ObjectServer, remote_scene: Path, tmp_path: Path
 ):

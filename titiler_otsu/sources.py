@@ -12,6 +12,11 @@ Every `url=` of a request, every STAC asset href and every STAC Item URL goes th
   prefix with no host (`https://`) admits any *public* host only (every address it resolves
   to is checked). http(s) sources are probed with `HEAD` without following redirects: each
   redirect target must itself be allowed or be a public host, and GDAL is given the final URL.
+  Then the ranged `GET` GDAL sends first is probed the same way (`remote_get.confirm_get`),
+  unless `trust_named_hosts` is set and the URL is below a prefix that names its host: the
+  operator vouches for that server not answering `GET` with a redirect its `HEAD` did not give
+  (one request fewer per source open). Hosts admitted by a host wildcard (`https://`) are always
+  probed with both.
 """
 
 from __future__ import annotations
@@ -247,6 +252,8 @@ class SourcePolicy:
         probe_remote: whether `resolve` probes http(s) sources for redirects (network).
         probe_ttl: seconds a probe is reused; each probe also revalidates the source
             (its ETag/Last-Modified are recorded in `remote_identity`).
+        trust_named_hosts: skip the `GET` redirect probe for URLs below a prefix naming their
+            host (`get_probe_needed`); host-wildcard sources are always probed.
 
     """
 
@@ -256,6 +263,7 @@ class SourcePolicy:
     resolver: Resolver = field(default=system_resolver, repr=False)
     probe_remote: bool = True
     probe_ttl: float = 60.0
+    trust_named_hosts: bool = False
     _probed: TTLCache = field(default_factory=lambda: TTLCache(maxsize=1024, ttl=60.0), repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -266,7 +274,12 @@ class SourcePolicy:
 
     @classmethod
     def from_prefixes(
-        cls, prefixes: list[str], timeout: float = 10.0, resolver: Resolver | None = None, probe_ttl: float = 60.0
+        cls,
+        prefixes: list[str],
+        timeout: float = 10.0,
+        resolver: Resolver | None = None,
+        probe_ttl: float = 60.0,
+        trust_named_hosts: bool = False,
     ) -> SourcePolicy:
         """Split prefixes into resolved local paths and remote URL prefixes."""
         local, remote = [], []
@@ -277,7 +290,14 @@ class SourcePolicy:
             else:
                 path = unquote(urlsplit(prefix).path) if scheme == "file" else prefix
                 local.append(os.path.realpath(os.path.expanduser(path)))
-        return cls(tuple(local), tuple(remote), timeout, resolver or system_resolver, probe_ttl=probe_ttl)
+        return cls(
+            tuple(local),
+            tuple(remote),
+            timeout,
+            resolver or system_resolver,
+            probe_ttl=probe_ttl,
+            trust_named_hosts=trust_named_hosts,
+        )
 
     def offline(self) -> SourcePolicy:
         """The same allow-list without network probes (for checks made on the event loop)."""
@@ -416,8 +436,21 @@ class SourcePolicy:
         self._check_redirect(target)
         return target.url
 
+    def get_probe_needed(self, remote: RemoteURL) -> bool:
+        """Whether the URL `HEAD` ended at must also be probed with GDAL's ranged `GET`.
+
+        Always, unless `trust_named_hosts` and the URL is below a prefix that names its host:
+        a server the operator named is trusted not to redirect `GET` where `HEAD` is not
+        redirected. A host reached through a host wildcard (`https://`: any public host) is
+        never trusted so.
+        """
+        if not self.trust_named_hosts:
+            return True
+        prefix = self._prefix_for(remote)
+        return prefix is None or prefix.host is None
+
     def _follow_redirects(self, remote: RemoteURL, shown: str) -> str:
-        """Probe with HEAD, checking each redirect; the final URL (what GDAL is given)."""
+        """Probe with HEAD, checking each redirect, then GET (`get_probe_needed`); the URL GDAL is given."""
         current = remote
         for _ in range(MAX_REDIRECTS + 1):
             response = self._probe(current.url, shown)
@@ -436,6 +469,8 @@ class SourcePolicy:
             if status >= 400:
                 raise UpstreamError(f"The remote source {shown} answered HTTP {status}.")
             remote_identity.record(current.url, response.headers)
+            if not self.get_probe_needed(current):
+                return current.url
             return confirm_get(
                 current.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(current.url)
             )
