@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from functools import lru_cache
 from typing import Any
 
@@ -53,6 +55,52 @@ def _class_lut(n_classes: int) -> dict[int, tuple[int, int, int, int]]:
     ~0.5 ms less per 256-px tile.
     """
     return {v: (0, 0, 0, 0) for v in range(256)} | class_colormap(n_classes)
+
+
+@lru_cache(maxsize=16)
+def _class_lut_array(n_classes: int) -> np.ndarray:
+    """`_class_lut` as a (256, 4) uint8 array (read-only)."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    for value, rgba in class_colormap(n_classes).items():
+        lut[value] = rgba
+    lut.flags.writeable = False
+    return lut
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def encode_rgba_png(rgba: np.ndarray, level: int = 6) -> bytes:
+    """An 8-bit RGBA PNG of a (height, width, 4) uint8 array (filter *none*, zlib `level`).
+
+    The same pixels GDAL's PNG driver writes, without its dataset round trip (a MEM dataset,
+    `CreateCopy` into `/vsimem/`): ~4 ms less per 256-px overlay tile. Level 6 is TiTiler's
+    PNG default (`ImageType.png.profile`).
+    """
+    height, width, _ = rgba.shape
+    raw = np.empty((height, 1 + width * 4), dtype=np.uint8)
+    raw[:, 0] = 0
+    raw[:, 1:] = rgba.reshape(height, width * 4)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def class_overlay_png(image: ImageData, n_classes: int) -> bytes:
+    """The class overlay PNG, pixel for pixel what `render_image(colormap=_class_lut(n))` gives.
+
+    RGB from the palette of each class value (also under the mask), alpha the palette's where
+    the pixel is valid, 0 where it is masked (rio-tiler combines mask and colormap alpha so).
+    """
+    lut = _class_lut_array(n_classes)
+    rgba = lut[image.array.data[0]]
+    rgba[np.ma.getmaskarray(image.array)[0], 3] = 0
+    return encode_rgba_png(rgba)
 
 
 #: dtypes an algorithm or expression may return that rio-tiler cannot render, and what they become.
@@ -108,5 +156,14 @@ def render_tile(
                 "A class overlay needs transparency, which JPEG lacks: ask for .png or .webp "
                 "(or .tif/.npy for raw class values)."
             )
+        if (
+            fmt == ImageType.png
+            and colormap is None
+            and kwargs.get("add_mask", True)
+            and not set(kwargs) - {"add_mask"}
+            and image.array.dtype == np.uint8
+            and image.array.shape[0] == 1
+        ):
+            return class_overlay_png(image, n_classes), ImageType.png.mediatype
         return render_image(image, output_format=fmt, colormap=colormap or _class_lut(n_classes), **kwargs)
     return render_image(image, output_format=fmt, colormap=None, **kwargs)
