@@ -48,7 +48,9 @@ def close_fast(cluster: Any) -> None:
     Only once nothing on the workers is needed any more (the export's output is committed, or
     the export failed): a graceful close lets each worker process wind down its threads,
     caches and interpreter, ~1 s on 2 cores; terminated, the close takes ~0.1 s. Falls back
-    to the graceful close where `distributed`'s process handles are not where expected.
+    to the graceful close where `distributed`'s process handles are not where expected. A
+    terminated worker leaves its (small) scratch directory, which `distributed` purges when
+    a later cluster starts.
     """
     for nanny in list(getattr(cluster, "workers", {}).values()):
         pid = getattr(getattr(getattr(nanny, "process", None), "process", None), "pid", None)
