@@ -471,6 +471,11 @@ def main() -> None:
     parser.add_argument(
         "--export-only", action="store_true", help="only the export (e.g. --size 47000: the 47k x 47k scene)"
     )
+    parser.add_argument(
+        "--trust-named-hosts",
+        action="store_true",
+        help="our server with TITILER_OTSU_REMOTE_TRUST_NAMED_HOSTS (no redirect-guard GET probe at open)",
+    )
     parser.add_argument("--report", type=Path, help="only print the tables of an earlier run's JSON")
     args = parser.parse_args()
     if args.report:
@@ -480,10 +485,13 @@ def main() -> None:
     strip = 256 if args.size > 20000 else 512  # memory: one strip of rows
     scene = write_scene(CACHE / f"scene_{args.size}_b{args.blocks}.tif", args.size, args.blocks, strip=strip)
     env = {**os.environ, **GDAL_CONFIG_DEFAULTS, "PYTHONPATH": str(ROOT)}
+    if args.trust_named_hosts:
+        env["TITILER_OTSU_REMOTE_TRUST_NAMED_HOSTS"] = "true"
     zooms = [int(z) for z in args.zooms.split(",")]
     results: dict[str, Any] = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, GDAL {rasterio.__gdal_version__}; load {os.getloadavg()[0]:.1f} at start",
+        f"Python {platform.python_version()}, GDAL {rasterio.__gdal_version__}; load {os.getloadavg()[0]:.1f} at start"
+        + ("; REMOTE_TRUST_NAMED_HOSTS" if args.trust_named_hosts else ""),
         "file": scene.name,
         "file_mb": scene.stat().st_size / 1e6,
         "latencies": [],

@@ -46,7 +46,10 @@ def source_policy(settings: Settings) -> SourcePolicy:
     """Allow-list from settings: explicit prefixes, else the sources themselves and the demo folder."""
     if settings.allowed_sources is not None:
         return SourcePolicy.from_prefixes(
-            settings.allowed_sources, timeout=settings.remote_timeout, probe_ttl=settings.remote_revalidate_seconds
+            settings.allowed_sources,
+            timeout=settings.remote_timeout,
+            probe_ttl=settings.remote_revalidate_seconds,
+            trust_named_hosts=settings.remote_trust_named_hosts,
         )
     prefixes = [str(settings.cache_dir or default_cache_dir())]
     for source in settings.sources:
@@ -55,7 +58,10 @@ def source_policy(settings: Settings) -> SourcePolicy:
         else:
             prefixes.append(os.path.realpath(source.removeprefix("file://")))
     return SourcePolicy.from_prefixes(
-        prefixes, timeout=settings.remote_timeout, probe_ttl=settings.remote_revalidate_seconds
+        prefixes,
+        timeout=settings.remote_timeout,
+        probe_ttl=settings.remote_revalidate_seconds,
+        trust_named_hosts=settings.remote_trust_named_hosts,
     )
 
 

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         description="Seconds a remote source's HEAD probe (redirect check + ETag/Last-Modified) is reused: "
         "a changed object is reopened, with its dataset histogram recomputed, at most this late.",
     )
+    remote_trust_named_hosts: bool = Field(
+        False,
+        description="Skip the redirect guard's ranged-GET probe for remote URLs below an ALLOWED_SOURCES prefix "
+        "that names its host (one request fewer per source open): such a server is trusted not to answer GET "
+        "with a redirect its HEAD did not give. Hosts admitted by a host wildcard (`https://`) are always probed.",
+    )
     histogram_disk_cache: bool = Field(
         True,
         description="Share dataset histograms between worker processes through files in `cache_dir` "

@@ -21,13 +21,13 @@ import rasterio
 from fastapi.testclient import TestClient
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
+from titiler_otsu.export.driver.windows import striped
 
 from tests.conftest import load_npy
 from tests.floor import BlockIndex
 from tests.remote import LatencyProxy, LogWindow, ObjectServer
 from tests.scene import write_scene
 from titiler_otsu import create_app
-from titiler_otsu.export.windows import striped
 from titiler_otsu.io.reader import GridExactReader
 from titiler_otsu.settings import Settings
 
@@ -115,6 +115,26 @@ def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer
         assert log.count("HEAD") == 0  # the source is known: no probe, no re-open per request
         assert log.requests <= sum(f[1] for f in floors) + 0.5 * len(tiles)
         assert log.bytes <= sum(f[2] for f in floors) + CHUNK * log.requests
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_cold_open_costs_one_request_fewer_when_the_named_host_is_trusted(
+    object_server: ObjectServer, remote_scene: Path, tmp_path: Path, trust: bool
+):
+    """`REMOTE_TRUST_NAMED_HOSTS` (the prefix names 127.0.0.1:port): no redirect-guard GET probe.
+
+    Untrusted (the default): the guard's 1-byte GET is sent; trusted: exactly one request fewer.
+    """
+    local = _link(remote_scene, f"trust-{trust}.tif")
+    url = object_server.url(local.name)
+    client = _client(object_server, tmp_path, remote_trust_named_hosts=trust)
+    with object_server.window() as log:
+        r = client.get("/cog/info", params={"url": url})
+    assert r.status_code == 200, r.text
+    probes = sum(1 for e in log.entries if e.range == "bytes=0-0")
+    assert log.count("HEAD") == 2  # our identity/redirect probe + GDAL's size probe, either way
+    assert probes == (0 if trust else 1)
+    assert log.requests <= OPEN_REQUESTS - (1 if trust else 0)
 
 
 def test_zoom_out_tile_reads_the_overview_its_resolution_needs(

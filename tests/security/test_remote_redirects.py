@@ -152,3 +152,20 @@ def test_a_get_redirect_within_the_allowed_prefix_is_followed_and_served(
     plain = remote_client.get("/cog/info", params={"url": f"{servers.allowed}/naip.tif"})
     assert plain.status_code == 200 and plain.json()["width"] == response.json()["width"]
     assert servers.internal_requests == []
+
+
+def test_trusting_named_hosts_skips_only_their_get_probe() -> None:
+    """`REMOTE_TRUST_NAMED_HOSTS` trusts a host named in a prefix; a host-wildcard source keeps both probes."""
+    from titiler_otsu.security.sources import SourcePolicy
+    from titiler_otsu.security.urls import parse_remote
+
+    public = ["93.184.216.34"]
+    named = parse_remote("https://cogs.example.com/b/scene.tif")
+    other = parse_remote("https://elsewhere.example.org/scene.tif")
+    default = SourcePolicy.from_prefixes(["https://cogs.example.com/b/", "https://"], resolver=lambda h, p: public)
+    trusting = SourcePolicy.from_prefixes(
+        ["https://cogs.example.com/b/", "https://"], resolver=lambda h, p: public, trust_named_hosts=True
+    )
+    assert default.get_probe_needed(named) and default.get_probe_needed(other)
+    assert not trusting.get_probe_needed(named)
+    assert trusting.get_probe_needed(other)  # admitted by the wildcard: merely "not internal"

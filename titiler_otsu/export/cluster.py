@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from typing import Any
 
@@ -39,8 +40,28 @@ def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
             processes=True,
             dashboard_address=":0",  # a free port: several exports may run at once
             silence_logs=logging.CRITICAL,
-            preload=["titiler_otsu.export.tasks"],  # imported by each worker while it starts
+            preload=["titiler_otsu.export.driver.tasks"],  # imported by each worker while it starts
         )
+
+
+def close_fast(cluster: Any) -> None:
+    """Close a local cluster whose work is over: worker processes terminated, then the cluster.
+
+    Only once nothing on the workers is needed any more (the export's output is committed, or
+    the export failed): a graceful close lets each worker process wind down its threads,
+    caches and interpreter, ~1 s on 2 cores; terminated, the close takes ~0.1 s. Falls back
+    to the graceful close where `distributed`'s process handles are not where expected. A
+    terminated worker leaves its (small) scratch directory, which `distributed` purges when
+    a later cluster starts.
+    """
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(getattr(getattr(nanny, "process", None), "process", None), "pid", None)
+        if isinstance(pid, int) and pid > 0:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass  # already gone
+    cluster.close()
 
 
 class ClusterStarter:

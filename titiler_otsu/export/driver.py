@@ -33,13 +33,13 @@ from titiler_otsu.algorithms import halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
 from titiler_otsu.core.histogram import Histogram
 from titiler_otsu.errors import BadRequestError, format_validation_error
-from titiler_otsu.export.cluster import ClusterStarter
-from titiler_otsu.export.exact_histogram import exact_histogram
-from titiler_otsu.export.grid import OutputGrid, native_grid, reprojected_grid
-from titiler_otsu.export.source import ExportSource
-from titiler_otsu.export.tasks import ExportJob, WindowResult, peak_rss_bytes, segment_window
-from titiler_otsu.export.windows import ExportError, ProgressCallback, dask_client, map_windows
-from titiler_otsu.export.writer import NODATA, ClassRasterWriter
+from titiler_otsu.export.driver.cluster import ClusterStarter
+from titiler_otsu.export.driver.exact_histogram import exact_histogram
+from titiler_otsu.export.driver.grid import OutputGrid, native_grid, reprojected_grid
+from titiler_otsu.export.driver.source import ExportSource
+from titiler_otsu.export.driver.tasks import ExportJob, WindowResult, peak_rss_bytes, segment_window
+from titiler_otsu.export.driver.windows import ExportError, ProgressCallback, dask_client, map_windows
+from titiler_otsu.export.driver.writer import NODATA, ClassRasterWriter
 from titiler_otsu.io.histograms import DatasetHistograms
 from titiler_otsu.settings import Settings
 
@@ -215,12 +215,18 @@ def export(
     if out.is_dir():
         raise BadRequestError(f"{out} is a folder: give a file name such as {out / 'classes.tif'}.")
 
+    # the overview histogram needs no cluster: read it while the local cluster is still starting
+    t0 = time.perf_counter()
+    overview = None
+    if algo.needs_dataset_histogram:
+        overview = source.overview_histogram(DatasetHistograms(1, 60, settings.histogram_max_size), algo.nbins)
+    seconds_overview = time.perf_counter() - t0
     if client is None:
         with dask_client(
             request.scheduler, request.workers, request.threads_per_worker, request.worker_timeout, starter
         ) as c:
-            return _run(request, settings, algo, source, grid, out, c, progress, start)
-    return _run(request, settings, algo, source, grid, out, client, progress, start)
+            return _run(request, settings, algo, source, grid, out, c, progress, start, overview, seconds_overview)
+    return _run(request, settings, algo, source, grid, out, client, progress, start, overview, seconds_overview)
 
 
 def _cpu_seconds() -> float:
@@ -238,9 +244,13 @@ def _run(
     client: Any,
     progress: ProgressCallback | None,
     start: float,
+    overview: Histogram | None = None,
+    seconds_overview: float = 0.0,
 ) -> ExportSummary:
+    """Thresholds, segmentation and COG on `client`; `overview`: the overview histogram, read before."""
     report = progress or (lambda phase, done, total: None)
-    seconds_cluster = time.perf_counter() - start
+    # the wait for the cluster (what overlapping it with the open and the overview read left)
+    seconds_cluster = time.perf_counter() - start - seconds_overview
 
     # 1. thresholds
     t0 = time.perf_counter()
@@ -248,14 +258,16 @@ def _run(
     histogram: Histogram | None = None
     thresholds_overview = thresholds_exact = None
     if algo.needs_dataset_histogram:
-        histograms = DatasetHistograms(1, 60, settings.histogram_max_size)
-        histogram = source.overview_histogram(histograms, algo.nbins)
+        histogram = overview
+        if histogram is None:
+            histograms = DatasetHistograms(1, 60, settings.histogram_max_size)
+            histogram = source.overview_histogram(histograms, algo.nbins)
         thresholds_overview = algo.thresholds_from_histogram(histogram)
         if request.exact_histogram:
             histogram = exact_histogram(client, job, algo.nbins, request.worker_timeout, report)
             thresholds_exact = algo.thresholds_from_histogram(histogram)
         job = ExportJob(source, grid, request.algorithm, request.params, histogram)
-    seconds_histogram = time.perf_counter() - t0
+    seconds_histogram = time.perf_counter() - t0 + seconds_overview
     if histogram is not None:
         algo.bind_dataset_histogram(histogram)
     thresholds = algo.fixed_thresholds() if algo.scope == "fixed" else algo.dataset_thresholds()

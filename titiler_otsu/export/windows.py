@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from titiler_otsu.errors import OtsuError
-from titiler_otsu.export.cluster import ClusterStarter, new_local_cluster
-from titiler_otsu.export.grid import Window
-from titiler_otsu.export.tasks import ExportJob
+from titiler_otsu.export.driver.cluster import ClusterStarter, close_fast, new_local_cluster
+from titiler_otsu.export.driver.grid import Window
+from titiler_otsu.export.driver.tasks import ExportJob
 
 __all__ = ["ExportError", "ProgressCallback", "dask_client", "map_windows", "striped"]
 
@@ -70,7 +70,7 @@ def dask_client(
         with Client(cluster) as client:
             yield client
     finally:
-        cluster.close()
+        close_fast(cluster)  # our own cluster, its work over (output committed or export failed)
 
 
 def striped(windows: list[Window], n: int) -> list[tuple[int, Window]]:

@@ -20,6 +20,7 @@ import attr
 import numpy as np
 import rasterio
 from morecantile import Tile
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
@@ -48,6 +49,26 @@ from titiler_otsu.security.source_checks import check_servable
 OVERVIEW_TOLERANCE = 1.0
 
 _SUPPORTED_RESAMPLING = {None, "nearest"}
+
+
+def _nodata_mask_only(src: DatasetReader, indexes: tuple[int, ...] | list[int]) -> bool:
+    """Whether the masks of `indexes` are GDAL's nodata masks of an integer band (value != nodata).
+
+    Then `values != nodata` is exactly `read_masks() > 0`, one read of the window fewer. Float
+    bands (NaN, GDAL's float comparison) and other masks (internal, alpha, per-dataset) keep
+    `read_masks`.
+    """
+    nodata = src.nodata
+    if nodata is None or not np.isfinite(nodata) or nodata != int(nodata):
+        return False
+    dtype = np.dtype(src.dtypes[indexes[0] - 1])
+    if dtype.kind not in "iu" or not np.iinfo(dtype).min <= nodata <= np.iinfo(dtype).max:
+        return False
+    flags, nodatavals = src.mask_flag_enums, src.nodatavals
+    return all(
+        src.dtypes[i - 1] == dtype.name and nodatavals[i - 1] == nodata and flags[i - 1] == [MaskFlags.nodata]
+        for i in indexes
+    )
 
 
 @attr.s
@@ -174,6 +195,8 @@ class GridExactReader(BoundedPartMixin, Reader):
             values = block[:, ir - r0, ic - c0]
             if nodata is not None:
                 valid = ~np.isnan(values) if np.isnan(nodata) else values != nodata
+            elif _nodata_mask_only(src, indexes):
+                valid = values != src.nodata  # GDAL's nodata mask band, without a second read
             else:
                 block_mask = src.read_masks(indexes, window=win)
                 valid = block_mask[:, ir - r0, ic - c0] > 0

@@ -12,6 +12,11 @@ Every `url=` of a request, every STAC asset href and every STAC Item URL goes th
   prefix with no host (`https://`) admits any *public* host only (every address it resolves
   to is checked). http(s) sources are probed with `HEAD` without following redirects: each
   redirect target must itself be allowed or be a public host, and GDAL is given the final URL.
+  Then the ranged `GET` GDAL sends first is probed the same way (`remote_get.confirm_get`),
+  unless `trust_named_hosts` is set and the URL is below a prefix that names its host: the
+  operator vouches for that server not answering `GET` with a redirect its `HEAD` did not give
+  (one request fewer per source open). Hosts admitted by a host wildcard (`https://`) are always
+  probed with both.
 
 May import: `errors`, `settings` and `security`.
 """
@@ -20,11 +25,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
-import socket
 import threading
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -41,188 +43,22 @@ from titiler_otsu.errors import (
 )
 from titiler_otsu.security import remote_identity
 from titiler_otsu.security.remote_get import confirm_get
-
-#: Schemes GDAL reads remotely (through /vsicurl/, /vsis3/...); each needs a configured prefix.
-REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "az", "azure", "oss", "ftp"})
-#: Schemes whose hosts are checked against internal addresses and probed for redirects.
-HTTP_SCHEMES = frozenset({"http", "https"})
-DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
-MAX_SOURCE_LENGTH = 2048
-#: Longest file/folder name (or URL path segment): NAME_MAX of common file systems.
-MAX_NAME_LENGTH = 255
-MAX_REDIRECTS = 5
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HOST_NAME = re.compile(r"^[a-z0-9_\-.]+$")
-_NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-#: `(host, port) -> addresses`; default: the system resolver.
-Resolver = Callable[[str, int | None], list[str]]
-
-
-def url_scheme(url: str) -> str:
-    """The lower-case scheme of `url` ('' for a path).
-
-    Raises:
-        BadRequestError: a URL `urllib` cannot split (e.g. `http://[127.0.0.1]/`, `http://[::1/`).
-
-    """
-    try:
-        return urlsplit(url).scheme.lower()
-    except ValueError as e:
-        raise BadRequestError(f"Invalid URL ({e}): check the host part of {url}.") from e
-
-
-def system_resolver(host: str, port: int | None) -> list[str]:
-    """Every address `host` resolves to (the system resolver, as GDAL/curl would use)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise UpstreamError(f"Could not resolve the host name '{host}'.") from e
-    return [str(info[4][0]) for info in infos]
-
-
-def is_internal(ip: IPAddress) -> bool:
-    """Whether an address is not a public unicast one (loopback, private, link-local...).
-
-    IPv6 forms that embed an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64) are judged by it.
-    """
-    if isinstance(ip, ipaddress.IPv6Address):
-        if int(ip) >> 32 == 0:  # ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
-            return True
-        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
-        if ip in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if any(e is not None and is_internal(e) for e in embedded):
-            return True
-    return not ip.is_global or ip.is_multicast
-
-
-def canonical_host(host: str) -> str:
-    """The host as the network stack will see it: IP literals in canonical form, names in IDNA.
-
-    `2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1` -> `127.0.0.1`; `::ffff:127.0.0.1` ->
-    `127.0.0.1`; `EXAMPLE.com.` -> `example.com`; full-width digits -> ASCII.
-
-    Raises:
-        SourceNotAllowedError: a host that cannot be a plain name or address.
-
-    """
-    if "%" in host or not host:
-        raise SourceNotAllowedError("Remote source not allowed: the host is empty, percent-encoded or zone-scoped.")
-    if ":" in host:
-        try:
-            ip6 = ipaddress.IPv6Address(host)
-        except ValueError as e:
-            raise SourceNotAllowedError(f"Remote source not allowed: '{host}' is not a valid IPv6 address.") from e
-        return str(ip6.ipv4_mapped) if ip6.ipv4_mapped else ip6.compressed
-    try:
-        name = host.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError as e:
-        raise SourceNotAllowedError(f"Remote source not allowed: '{host}' is not a valid host name.") from e
-    if _NUMERIC_HOST.match(name):
-        try:  # the forms inet_aton (and so getaddrinfo/curl) accept: decimal, octal, hex, short
-            return socket.inet_ntoa(socket.inet_aton(name))
-        except OSError:
-            pass
-    if not _HOST_NAME.match(name):
-        raise SourceNotAllowedError(f"Remote source not allowed: '{host}' is not a valid host name.")
-    return name
-
-
-def ip_literal(host: str) -> IPAddress | None:
-    """The address of a canonical host that is an IP literal, else None."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class RemoteURL:
-    """A remote URL, canonicalised.
-
-    Attributes:
-        scheme: lower-case scheme.
-        host: canonical host (see `canonical_host`).
-        port: explicit or default port (None for object stores).
-        path: percent-decoded path (what prefixes are matched against).
-        url: the URL to open (canonical host, original encoded path and query, no fragment).
-
-    """
-
-    scheme: str
-    host: str
-    port: int | None
-    path: str
-    url: str
-
-
-def parse_remote(url: str) -> RemoteURL:
-    """Canonicalise a remote URL, refusing credentials, odd hosts and dot segments.
-
-    Raises:
-        SourceNotAllowedError: credentials, an invalid host, `.`/`..` segments, backslashes.
-        BadRequestError: an invalid port.
-
-    """
-    try:
-        parts = urlsplit(url)
-        parts.hostname  # noqa: B018 - raises ValueError on a malformed netloc ("[127.0.0.1]", "[::1")
-    except ValueError as e:
-        raise BadRequestError(f"Invalid URL ({e}): check the host part of {url}.") from e
-    scheme = parts.scheme.lower()
-    if "@" in parts.netloc:
-        raise SourceNotAllowedError(
-            "Remote source not allowed: credentials in URLs (user:password@host) are refused; "
-            "configure authentication on the server instead."
-        )
-    try:
-        port = parts.port
-    except ValueError as e:
-        raise BadRequestError(f"Invalid port in URL: {url}") from e
-    host = canonical_host(parts.hostname or "")
-    path = unquote(parts.path or "/")
-    if "\\" in path or any(segment in (".", "..") for segment in path.split("/")):
-        raise SourceNotAllowedError("Remote source not allowed: '.', '..' and backslashes are refused in URL paths.")
-    port = port if port is not None else DEFAULT_PORTS.get(scheme)
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != DEFAULT_PORTS.get(scheme):
-        netloc += f":{port}"
-    opened = f"{scheme}://{netloc}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
-    return RemoteURL(scheme, host, port, path, opened)
-
-
-@dataclass(frozen=True)
-class UrlPrefix:
-    """An allowed remote prefix: scheme, host (None: any public host), port, path prefix."""
-
-    scheme: str
-    host: str | None
-    port: int | None
-    path: str
-
-    @classmethod
-    def parse(cls, prefix: str) -> UrlPrefix:
-        """`https://host[:port]/path` (or `https://` for any public host)."""
-        parts = urlsplit(prefix)
-        scheme = parts.scheme.lower()
-        if not parts.netloc:
-            return cls(scheme, None, None, "/")
-        remote = parse_remote(prefix)
-        return cls(scheme, remote.host, remote.port, remote.path)
-
-    def matches(self, url: RemoteURL) -> bool:
-        """Whether `url` is below this prefix (whole path segments)."""
-        if url.scheme != self.scheme:
-            return False
-        if self.host is not None and (url.host != self.host or url.port != self.port):
-            return False
-        if self.path.endswith("/"):
-            return url.path.startswith(self.path)
-        return url.path == self.path or url.path.startswith(self.path + "/")
+from titiler_otsu.security.urls import (
+    _CONTROL,
+    HTTP_SCHEMES,
+    MAX_NAME_LENGTH,
+    MAX_REDIRECTS,
+    MAX_SOURCE_LENGTH,
+    REMOTE_SCHEMES,
+    RemoteURL,
+    Resolver,
+    UrlPrefix,
+    ip_literal,
+    is_internal,
+    parse_remote,
+    system_resolver,
+    url_scheme,
+)
 
 
 def _is_under(path: str, prefix: str) -> bool:
@@ -249,6 +85,8 @@ class SourcePolicy:
         probe_remote: whether `resolve` probes http(s) sources for redirects (network).
         probe_ttl: seconds a probe is reused; each probe also revalidates the source
             (its ETag/Last-Modified are recorded in `remote_identity`).
+        trust_named_hosts: skip the `GET` redirect probe for URLs below a prefix naming their
+            host (`get_probe_needed`); host-wildcard sources are always probed.
 
     """
 
@@ -258,6 +96,7 @@ class SourcePolicy:
     resolver: Resolver = field(default=system_resolver, repr=False)
     probe_remote: bool = True
     probe_ttl: float = 60.0
+    trust_named_hosts: bool = False
     _probed: TTLCache = field(default_factory=lambda: TTLCache(maxsize=1024, ttl=60.0), repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -268,7 +107,12 @@ class SourcePolicy:
 
     @classmethod
     def from_prefixes(
-        cls, prefixes: list[str], timeout: float = 10.0, resolver: Resolver | None = None, probe_ttl: float = 60.0
+        cls,
+        prefixes: list[str],
+        timeout: float = 10.0,
+        resolver: Resolver | None = None,
+        probe_ttl: float = 60.0,
+        trust_named_hosts: bool = False,
     ) -> SourcePolicy:
         """Split prefixes into resolved local paths and remote URL prefixes."""
         local, remote = [], []
@@ -279,7 +123,14 @@ class SourcePolicy:
             else:
                 path = unquote(urlsplit(prefix).path) if scheme == "file" else prefix
                 local.append(os.path.realpath(os.path.expanduser(path)))
-        return cls(tuple(local), tuple(remote), timeout, resolver or system_resolver, probe_ttl=probe_ttl)
+        return cls(
+            tuple(local),
+            tuple(remote),
+            timeout,
+            resolver or system_resolver,
+            probe_ttl=probe_ttl,
+            trust_named_hosts=trust_named_hosts,
+        )
 
     def offline(self) -> SourcePolicy:
         """The same allow-list without network probes (for checks made on the event loop)."""
@@ -418,8 +269,21 @@ class SourcePolicy:
         self._check_redirect(target)
         return target.url
 
+    def get_probe_needed(self, remote: RemoteURL) -> bool:
+        """Whether the URL `HEAD` ended at must also be probed with GDAL's ranged `GET`.
+
+        Always, unless `trust_named_hosts` and the URL is below a prefix that names its host:
+        a server the operator named is trusted not to redirect `GET` where `HEAD` is not
+        redirected. A host reached through a host wildcard (`https://`: any public host) is
+        never trusted so.
+        """
+        if not self.trust_named_hosts:
+            return True
+        prefix = self._prefix_for(remote)
+        return prefix is None or prefix.host is None
+
     def _follow_redirects(self, remote: RemoteURL, shown: str) -> str:
-        """Probe with HEAD, checking each redirect; the final URL (what GDAL is given)."""
+        """Probe with HEAD, checking each redirect, then GET (`get_probe_needed`); the URL GDAL is given."""
         current = remote
         for _ in range(MAX_REDIRECTS + 1):
             response = self._probe(current.url, shown)
@@ -438,6 +302,8 @@ class SourcePolicy:
             if status >= 400:
                 raise UpstreamError(f"The remote source {shown} answered HTTP {status}.")
             remote_identity.record(current.url, response.headers)
+            if not self.get_probe_needed(current):
+                return current.url
             return confirm_get(
                 current.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(current.url)
             )

@@ -17,7 +17,8 @@ from titiler.core.algorithm.base import BaseAlgorithm
 from titiler.core.dependencies import DefaultDependency
 
 from titiler_otsu.errors import BadRequestError, format_validation_error
-from titiler_otsu.security.sources import REMOTE_SCHEMES, SourcePolicy, url_scheme
+from titiler_otsu.security.sources import SourcePolicy
+from titiler_otsu.security.urls import REMOTE_SCHEMES, url_scheme
 from titiler_otsu.settings import Settings
 
 
