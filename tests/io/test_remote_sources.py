@@ -21,7 +21,7 @@ import rasterio
 from fastapi.testclient import TestClient
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
-from titiler_otsu.export.driver.windows import striped
+from titiler_otsu.export.windows import striped
 
 from tests.conftest import load_npy
 from tests.floor import BlockIndex

@@ -40,7 +40,7 @@ def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
             processes=True,
             dashboard_address=":0",  # a free port: several exports may run at once
             silence_logs=logging.CRITICAL,
-            preload=["titiler_otsu.export.driver.tasks"],  # imported by each worker while it starts
+            preload=["titiler_otsu.export.tasks"],  # imported by each worker while it starts
         )
 
 

@@ -33,13 +33,13 @@ from titiler_otsu.algorithms import halo_of, otsu_algorithms
 from titiler_otsu.algorithms.otsu import SegmentationAlgorithm
 from titiler_otsu.core.histogram import Histogram
 from titiler_otsu.errors import BadRequestError, format_validation_error
-from titiler_otsu.export.driver.cluster import ClusterStarter
-from titiler_otsu.export.driver.exact_histogram import exact_histogram
-from titiler_otsu.export.driver.grid import OutputGrid, native_grid, reprojected_grid
-from titiler_otsu.export.driver.source import ExportSource
-from titiler_otsu.export.driver.tasks import ExportJob, WindowResult, peak_rss_bytes, segment_window
-from titiler_otsu.export.driver.windows import ExportError, ProgressCallback, dask_client, map_windows
-from titiler_otsu.export.driver.writer import NODATA, ClassRasterWriter
+from titiler_otsu.export.cluster import ClusterStarter
+from titiler_otsu.export.exact_histogram import exact_histogram
+from titiler_otsu.export.grid import OutputGrid, native_grid, reprojected_grid
+from titiler_otsu.export.source import ExportSource
+from titiler_otsu.export.tasks import ExportJob, WindowResult, peak_rss_bytes, segment_window
+from titiler_otsu.export.windows import ExportError, ProgressCallback, dask_client, map_windows
+from titiler_otsu.export.writer import NODATA, ClassRasterWriter
 from titiler_otsu.io.histograms import DatasetHistograms
 from titiler_otsu.settings import Settings
 

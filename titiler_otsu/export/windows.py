@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from titiler_otsu.errors import OtsuError
-from titiler_otsu.export.driver.cluster import ClusterStarter, close_fast, new_local_cluster
-from titiler_otsu.export.driver.grid import Window
-from titiler_otsu.export.driver.tasks import ExportJob
+from titiler_otsu.export.cluster import ClusterStarter, close_fast, new_local_cluster
+from titiler_otsu.export.grid import Window
+from titiler_otsu.export.tasks import ExportJob
 
 __all__ = ["ExportError", "ProgressCallback", "dask_client", "map_windows", "striped"]
 
