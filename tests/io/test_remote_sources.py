@@ -21,13 +21,13 @@ import rasterio
 from fastapi.testclient import TestClient
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
-from titiler_otsu.export.windows import striped
 
 from tests.conftest import load_npy
 from tests.floor import BlockIndex
 from tests.remote import LatencyProxy, LogWindow, ObjectServer
 from tests.scene import write_scene
 from titiler_otsu import create_app
+from titiler_otsu.export.windows import striped
 from titiler_otsu.io.reader import GridExactReader
 from titiler_otsu.settings import Settings
 
