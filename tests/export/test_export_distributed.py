@@ -68,7 +68,8 @@ def _start_cluster(n_workers: int) -> LoopbackCluster:
                 "--name",
                 f"worker-{i}",
                 "--preload",
-                "titiler_otsu.export.tasks",
+                # worker-1 by the pre-#16 name: old worker command lines keep working
+                "titiler_otsu.export.tasks" if i == 0 else "titiler_otsu.export_tasks",
             ],
             **quiet,
         )  # fmt: skip
@@ -277,3 +278,10 @@ def test_worker_memory_is_bounded_by_the_window_not_the_scene(scene_4096, tmp_pa
     print(f"4096 x 4096 export: worker peak RSS {peak:.0f} MiB, {time.perf_counter() - t0:.1f} s")
     assert summary["windows"] == 8 * 8 and summary["pixels"] == 4096 * 4096
     assert peak < 400
+
+
+def test_the_pre_layout_preload_name_loads_the_same_setup():
+    import titiler_otsu.export.tasks as tasks
+    import titiler_otsu.export_tasks as alias
+
+    assert alias.dask_setup is tasks.dask_setup
