@@ -8,7 +8,6 @@ the graph between floors (subpackages and top-level modules) and any circle or f
 from __future__ import annotations
 
 import ast
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -98,7 +97,6 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     on_stack: set[str] = set()
     found: list[list[str]] = []
     counter = [0]
-    sys.setrecursionlimit(10_000)
 
     def visit(v: str) -> None:
         index[v] = low[v] = counter[0]
