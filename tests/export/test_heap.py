@@ -85,3 +85,22 @@ def test_local_export_workers_keep_window_blocks():
         dask_default = _warm_faults(plain)
     assert dask_default > 1000
     assert ours < dask_default / 10, (ours, dask_default)
+
+
+def test_a_closed_worker_stream_at_shutdown_prints_no_traceback():
+    """The scheduler's INFO "Batched Comm Closed" (with traceback) is dropped; warnings pass."""
+    import logging
+
+    from titiler_otsu.export.cluster import ClosedCommNoise, quiet_closed_comms
+
+    quiet_closed_comms()
+    quiet_closed_comms()
+    logger = logging.getLogger("distributed.batched")
+    assert sum(isinstance(f, ClosedCommNoise) for f in logger.filters) == 1
+
+    def record(level: int, msg: str) -> logging.LogRecord:
+        return logging.LogRecord("distributed.batched", level, __file__, 1, msg, None, None)
+
+    assert not logger.filter(record(logging.INFO, "Batched Comm Closed <TCP (closed) local=a remote=b>"))
+    assert logger.filter(record(logging.WARNING, "Batched Comm Closed <TCP (closed) local=a remote=b>"))
+    assert logger.filter(record(logging.INFO, "something else"))

@@ -17,6 +17,26 @@ import threading
 from typing import Any
 
 
+class ClosedCommNoise(logging.Filter):
+    """Drops `distributed.batched`'s INFO "Batched Comm Closed" record (with its traceback).
+
+    The scheduler of our local cluster logs it, now and then, for a worker stream closed while
+    the cluster shuts down after the export has finished: a traceback on the terminal after a
+    successful export, which reads like a failure. Warnings and errors pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the INFO "Batched Comm Closed" one."""
+        return not (record.levelno <= logging.INFO and record.getMessage().startswith("Batched Comm Closed"))
+
+
+def quiet_closed_comms() -> None:
+    """Install `ClosedCommNoise` on the `distributed.batched` logger (once)."""
+    logger = logging.getLogger("distributed.batched")
+    if not any(isinstance(f, ClosedCommNoise) for f in logger.filters):
+        logger.addFilter(ClosedCommNoise())
+
+
 def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
     """A `distributed.LocalCluster` of worker processes with the segmentation code preloaded.
 
@@ -30,6 +50,8 @@ def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
     """
     import dask
     from distributed import LocalCluster
+
+    quiet_closed_comms()
 
     # no work stealing: the export gives each worker a band of rows (`export.striped`) so that
     # it reads each source block once; a stolen window re-reads its blocks in another process
