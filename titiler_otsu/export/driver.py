@@ -244,8 +244,8 @@ def _run(
     client: Any,
     progress: ProgressCallback | None,
     start: float,
-    overview: Histogram | None = None,
-    seconds_overview: float = 0.0,
+    overview: Histogram | None,
+    seconds_overview: float,
 ) -> ExportSummary:
     """Thresholds, segmentation and COG on `client`; `overview`: the overview histogram, read before."""
     report = progress or (lambda phase, done, total: None)
@@ -258,10 +258,8 @@ def _run(
     histogram: Histogram | None = None
     thresholds_overview = thresholds_exact = None
     if algo.needs_dataset_histogram:
-        histogram = overview
-        if histogram is None:
-            histograms = DatasetHistograms(1, 60, settings.histogram_max_size)
-            histogram = source.overview_histogram(histograms, algo.nbins)
+        histogram = overview  # read by `export` before it took the cluster
+        assert histogram is not None
         thresholds_overview = algo.thresholds_from_histogram(histogram)
         if request.exact_histogram:
             histogram = exact_histogram(client, job, algo.nbins, request.worker_timeout, report)

@@ -63,9 +63,8 @@ def _class_lut(n_classes: int) -> dict[int, tuple[int, int, int, int]]:
 @lru_cache(maxsize=16)
 def _class_lut_array(n_classes: int) -> np.ndarray:
     """`_class_lut` as a (256, 4) uint8 array (read-only)."""
-    lut = np.zeros((256, 4), dtype=np.uint8)
-    for value, rgba in class_colormap(n_classes).items():
-        lut[value] = rgba
+    table = _class_lut(n_classes)
+    lut = np.array([table[v] for v in range(256)], dtype=np.uint8)
     lut.flags.writeable = False
     return lut
 
