@@ -165,6 +165,7 @@ def export_command(
 
         # workers start (and import) while this process imports the driver and opens the source
         starter = ClusterStarter(workers, threads_per_worker)
+        starter.wait_spawned(timeout=2.0)
     try:
         summary = _run_export(
             dict(

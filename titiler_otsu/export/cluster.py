@@ -11,9 +11,11 @@ May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `setting
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 
@@ -108,6 +110,26 @@ class ClusterStarter:
             self._cluster = new_local_cluster(self.workers, self.threads_per_worker)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread by take()
             self._error = e
+
+    def wait_spawned(self, timeout: float) -> bool:
+        """Wait until the worker processes exist (or the start ended, or `timeout` s passed).
+
+        The cluster starts in a thread of this process: until it has imported Dask and
+        spawned the workers, it shares one interpreter lock with the caller. A caller that
+        imports the export driver meanwhile (~1 s of imports) delays the spawn by ~0.3 s and
+        so every worker's start; waiting here first lets both proceed at once, the workers
+        in their own processes.
+
+        Returns:
+            bool: True when the workers were seen (False: timeout, or the start finished or failed).
+        """
+        want = self.workers or os.cpu_count() or 1
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            if len(multiprocessing.active_children()) >= want:
+                return True
+            time.sleep(0.005)
+        return False
 
     def take(self) -> Any:
         """The started cluster (waits for it); raises what starting it raised."""
