@@ -169,3 +169,28 @@ def test_trusting_named_hosts_skips_only_their_get_probe() -> None:
     assert default.get_probe_needed(named) and default.get_probe_needed(other)
     assert not trusting.get_probe_needed(named)
     assert trusting.get_probe_needed(other)  # admitted by the wildcard: merely "not internal"
+
+
+def test_source_probes_build_their_tls_settings_once(servers: Servers, monkeypatch) -> None:
+    """Each probe client used to load the CA bundle again (~22 ms, twice per source open)."""
+    import httpcore2
+
+    from titiler_otsu.security import remote_get
+    from titiler_otsu.security.sources import SourcePolicy
+
+    built: list[int] = []
+    real = httpcore2.default_ssl_context
+
+    def counting(*args, **kwargs):
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpcore2, "default_ssl_context", counting)  # what loads the CA bundle
+    remote_get._tls_context.cache_clear()
+    try:
+        for name in ("naip.tif", "get-moves-here.tif"):  # two sources: HEAD and GET probes each
+            policy = SourcePolicy.from_prefixes([servers.allowed + "/"])
+            assert policy.resolve(f"{servers.allowed}/{name}").startswith(servers.allowed)
+        assert built == [1]
+    finally:
+        remote_get._tls_context.cache_clear()

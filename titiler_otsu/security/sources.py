@@ -42,7 +42,7 @@ from titiler_otsu.errors import (
     UpstreamTimeoutError,
 )
 from titiler_otsu.security import remote_identity
-from titiler_otsu.security.remote_get import confirm_get
+from titiler_otsu.security.remote_get import confirm_get, probe_client
 from titiler_otsu.security.urls import (
     _CONTROL,
     HTTP_SCHEMES,
@@ -312,9 +312,7 @@ class SourcePolicy:
     def _probe(self, url: str, shown: str) -> httpx2.Response:
         """`HEAD url` (a one-byte GET when HEAD is refused), never following redirects."""
         try:
-            with httpx2.Client(
-                timeout=self.timeout, follow_redirects=False, trust_env=False, proxy=_proxy_for(url)
-            ) as client:
+            with probe_client(self.timeout, _proxy_for(url)) as client:
                 response = client.head(url)
                 if response.status_code in (405, 501):
                     response = client.get(url, headers={"Range": "bytes=0-0"})
