@@ -11,22 +11,25 @@ from titiler_otsu.export.cluster import ClusterStarter
 def test_wait_spawned_returns_once_the_worker_processes_exist() -> None:
     before = len(multiprocessing.active_children())
     starter = ClusterStarter(2, 1)
+    cluster = None
     try:
         assert starter.wait_spawned(timeout=30.0)
         assert len(multiprocessing.active_children()) >= before + 2
         cluster = starter.take()  # the started cluster: both workers register
         assert len(cluster.scheduler_info["workers"]) == 2
     finally:
-        if starter._taken:
-            starter._cluster.close()
+        if cluster is not None:
+            cluster.close()
         else:
             starter.close()
 
 
 def test_wait_spawned_returns_at_once_when_the_start_has_finished() -> None:
-    starter = ClusterStarter(2, 1)
-    starter._thread.join()  # a start that already finished: nothing more to wait for
-    t0 = time.monotonic()
-    assert starter.wait_spawned(timeout=5.0) is False
-    assert time.monotonic() - t0 < 1.0
-    starter.close()
+    starter = ClusterStarter(1, 1)
+    cluster = starter.take()  # the start is over: nothing more to wait for
+    try:
+        t0 = time.monotonic()
+        assert starter.wait_spawned(timeout=5.0) is False
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        cluster.close()
