@@ -186,11 +186,46 @@ def test_source_probes_build_their_tls_settings_once(servers: Servers, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(httpcore2, "default_ssl_context", counting)  # what loads the CA bundle
-    remote_get._tls_context.cache_clear()
+    remote_get._build_tls_context.cache_clear()
     try:
         for name in ("naip.tif", "get-moves-here.tif"):  # two sources: HEAD and GET probes each
             policy = SourcePolicy.from_prefixes([servers.allowed + "/"])
             assert policy.resolve(f"{servers.allowed}/{name}").startswith(servers.allowed)
         assert built == [1]
     finally:
-        remote_get._tls_context.cache_clear()
+        remote_get._build_tls_context.cache_clear()
+
+
+def test_the_get_probe_runs_beside_the_head_probe() -> None:
+    """Both probes of a source are in flight at once: one round trip for the two, not two.
+
+    The server holds its answer to `HEAD` until a `GET` has arrived (at most 5 s): probes
+    sent one after the other would find it still waiting.
+    """
+    from titiler_otsu.security.sources import SourcePolicy
+
+    get_arrived = threading.Event()
+    head_saw_get: list[bool] = []
+
+    class Server(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server API
+            head_saw_get.append(get_arrived.wait(5.0))
+            _send_file(self, body=False)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            get_arrived.set()
+            _send_file(self, body=True)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        policy = SourcePolicy.from_prefixes([base + "/"])
+        assert policy.resolve(f"{base}/naip.tif") == f"{base}/naip.tif"
+        assert head_saw_get == [True]
+    finally:
+        server.shutdown()
+        server.server_close()

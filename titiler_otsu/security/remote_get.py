@@ -14,7 +14,9 @@ May import: `errors`, `settings` and `security`.
 from __future__ import annotations
 
 import ssl
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from urllib.parse import urljoin
 
@@ -28,14 +30,23 @@ from titiler_otsu.errors import (
     UpstreamTimeoutError,
 )
 
+_tls_lock = threading.Lock()
 
-@cache
+
 def _tls_context() -> ssl.SSLContext:
     """The probes' TLS settings (httpx's defaults: certifi's CAs, no environment), built once.
 
     Building them costs ~22 ms (loading the CA bundle); every probe client used to pay it,
-    i.e. each source open and each revalidation of a source paid it twice.
+    i.e. each source open and each revalidation of a source paid it twice. (The lock: the
+    `HEAD` and `GET` probes of a first source start at the same time.)
     """
+    with _tls_lock:
+        return _build_tls_context()
+
+
+@cache
+def _build_tls_context() -> ssl.SSLContext:
+    """Built on the first call, under `_tls_lock` (see `_tls_context`)."""
     return httpx2.create_ssl_context(verify=True, trust_env=False)
 
 
@@ -99,3 +110,22 @@ def confirm_get(
     except httpx2.HTTPError as e:
         raise UpstreamError(f"Could not reach the remote source {shown} ({e.__class__.__name__}).") from e
     raise UpstreamError(f"The remote source {shown} redirects GET more than {max_redirects} times.")
+
+
+@cache
+def _get_probes() -> ThreadPoolExecutor:
+    """Threads for `confirm_get_soon` (created on first use)."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="get-probe")
+
+
+def confirm_get_soon(
+    url: str, shown: str, check_target: Callable[[str], str], *, timeout: float, proxy: str | None = None
+) -> Future[str]:
+    """`confirm_get` in a background thread, so that it runs while the caller's `HEAD` probe runs.
+
+    For an allowed URL whose `HEAD` is not redirected (the usual case), the two probes then cost
+    one round trip instead of two. A caller whose `HEAD` turns out to be redirected drops the
+    future: this `GET` went to the URL the allow-list already admitted, followed no redirect, and
+    the redirect target is probed afresh.
+    """
+    return _get_probes().submit(confirm_get, url, shown, check_target, timeout=timeout, proxy=proxy)

@@ -42,7 +42,7 @@ from titiler_otsu.errors import (
     UpstreamTimeoutError,
 )
 from titiler_otsu.security import remote_identity
-from titiler_otsu.security.remote_get import confirm_get, probe_client
+from titiler_otsu.security.remote_get import confirm_get, confirm_get_soon, probe_client
 from titiler_otsu.security.urls import (
     _CONTROL,
     HTTP_SCHEMES,
@@ -283,11 +283,24 @@ class SourcePolicy:
         return prefix is None or prefix.host is None
 
     def _follow_redirects(self, remote: RemoteURL, shown: str) -> str:
-        """Probe with HEAD, checking each redirect, then GET (`get_probe_needed`); the URL GDAL is given."""
+        """Probe with HEAD, checking each redirect, and GET (`get_probe_needed`); the URL GDAL is given.
+
+        The `GET` probe of the URL as given is sent at once, beside its `HEAD` probe: when the
+        `HEAD` is not redirected, its result is the answer (one round trip for both probes).
+        """
         current = remote
+        # the GET probe of the URL as given runs beside its HEAD probe (one round trip for both)
+        get_probe = (
+            confirm_get_soon(
+                remote.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(remote.url)
+            )
+            if self.get_probe_needed(remote)
+            else None
+        )
         for _ in range(MAX_REDIRECTS + 1):
             response = self._probe(current.url, shown)
             if response.is_redirect:
+                get_probe = None  # it probed the URL before the redirect: probe the target below
                 location = response.headers.get("location", "")
                 try:
                     target = parse_remote(urljoin(current.url, location))
@@ -304,6 +317,8 @@ class SourcePolicy:
             remote_identity.record(current.url, response.headers)
             if not self.get_probe_needed(current):
                 return current.url
+            if get_probe is not None:
+                return get_probe.result()
             return confirm_get(
                 current.url, shown, self._redirect_target, timeout=self.timeout, proxy=_proxy_for(current.url)
             )
