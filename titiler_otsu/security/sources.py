@@ -12,7 +12,8 @@ Every `url=` of a request, every STAC asset href and every STAC Item URL goes th
   prefix with no host (`https://`) admits any *public* host only (every address it resolves
   to is checked). http(s) sources are probed with `HEAD` without following redirects: each
   redirect target must itself be allowed or be a public host, and GDAL is given the final URL.
-  Then the ranged `GET` GDAL sends first is probed the same way (`remote_get.confirm_get`),
+  The ranged `GET` GDAL sends first is probed the same way (`remote_get.confirm_get`, sent
+  beside the first `HEAD`: one round trip for both),
   unless `trust_named_hosts` is set and the URL is below a prefix that names its host: the
   operator vouches for that server not answering `GET` with a redirect its `HEAD` did not give
   (one request fewer per source open). Hosts admitted by a host wildcard (`https://`) are always
