@@ -241,7 +241,7 @@ def test_window_that_kills_its_worker_fails_clearly(scene_4096, tmp_path) -> Non
         [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=env, **quiet
     )
     worker = subprocess.Popen(
-        [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--memory-limit", "450MB", "--no-dashboard",
+        [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--memory-limit", "350MB", "--no-dashboard",
          "--host", "127.0.0.1", "--preload", "titiler_otsu.export.tasks"],
         **quiet,
     )  # fmt: skip
