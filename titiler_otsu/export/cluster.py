@@ -39,6 +39,11 @@ def quiet_closed_comms() -> None:
         logger.addFilter(ClosedCommNoise())
 
 
+def local_worker_count(workers: int | None) -> int:
+    """Worker processes of the local cluster: `workers`, by default one per CPU."""
+    return workers or os.cpu_count() or 1
+
+
 def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
     """A `distributed.LocalCluster` of worker processes with the segmentation code preloaded.
 
@@ -59,7 +64,7 @@ def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
     # it reads each source block once; a stolen window re-reads its blocks in another process
     with dask.config.set({"distributed.scheduler.work-stealing": False}):
         return LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
+            n_workers=local_worker_count(workers),
             threads_per_worker=threads_per_worker,
             processes=True,
             dashboard_address=":0",  # a free port: several exports may run at once
@@ -123,7 +128,7 @@ class ClusterStarter:
         Returns:
             bool: True when the workers were seen (False: timeout, or the start finished or failed).
         """
-        want = self.workers or os.cpu_count() or 1
+        want = local_worker_count(self.workers)
         deadline = time.monotonic() + timeout
         while self._thread.is_alive() and time.monotonic() < deadline:
             if len(multiprocessing.active_children()) >= want:
