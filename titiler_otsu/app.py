@@ -16,6 +16,7 @@ from titiler.core.factory import TMSFactory
 
 from titiler_otsu.algorithms import otsu_algorithms
 from titiler_otsu.errors import add_error_handlers
+from titiler_otsu.io import remote_vsi
 from titiler_otsu.io.datasets import apply_gdal_config, configure_dataset_cache
 from titiler_otsu.io.reader import GridExactReader
 from titiler_otsu.security.limits import (
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     apply_gdal_config(settings.gdal_config)
     apply_gdal_config(gdal_http_environment(settings))
+    os.environ[remote_vsi.READER_VARIABLE] = settings.remote_reader  # this app's choice, and its export workers'
     configure_dataset_cache(settings.dataset_cache_size, settings.dataset_cache_ttl)
     limit_arenas(settings.malloc_arena_max)
 

@@ -26,7 +26,9 @@ def _mask_query(source: str, bidx: int | None, params: dict) -> str:
 def _band_count(source: str) -> int:
     import rasterio
 
-    with rasterio.open(source) as src:
+    from titiler_otsu.io.remote_vsi import gdal_path
+
+    with rasterio.open(gdal_path(source)) as src:
         return src.count
 
 

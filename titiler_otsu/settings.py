@@ -6,6 +6,7 @@ May import: nothing of ours.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field
@@ -147,6 +148,13 @@ class Settings(BaseSettings):
         le=86400,
         description="Seconds a remote source's HEAD probe (redirect check + ETag/Last-Modified) is reused: "
         "a changed object is reopened, with its dataset histogram recomputed, at most this late.",
+    )
+    remote_reader: Literal["direct", "gdal"] = Field(
+        "direct",
+        description="How http(s) sources are read: `direct`, our own HTTP client behind a GDAL virtual file "
+        "system (exact byte ranges, no redirect ever followed, the open served by the redirect guard's probe: "
+        "titiler_otsu/io/remote_vsi.py), or `gdal`, GDAL's /vsicurl/ (one HEAD and one header GET more per "
+        "open; use it for GDAL_HTTP_* authentication options). Set in the environment for export workers.",
     )
     remote_trust_named_hosts: bool = Field(
         False,

@@ -32,9 +32,12 @@ from titiler_otsu.io.reader import GridExactReader
 from titiler_otsu.settings import Settings
 
 TMS = morecantile.tms.get("WebMercatorQuad")
-#: Requests of a cold open: our allow-list probe (HEAD), the redirect guard's 1-byte GET probe
-#: (titiler_otsu/security/remote_get.py), GDAL's HEAD (file size), the header GET.
-OPEN_REQUESTS = 4
+#: Requests of a cold open: our allow-list probe (HEAD) and the redirect guard's GET probe of the
+#: header (titiler_otsu/security/remote_get.py), which the reader (io/remote_vsi.py) opens from.
+OPEN_REQUESTS = 2
+#: ... and with GDAL's /vsicurl/ (`remote_reader="gdal"`): GDAL's own HEAD and header GET as well.
+GDAL_OPEN_REQUESTS = 4
+HEADER_RANGE = "bytes=0-65535"
 #: GDAL fetches whole 16 KB chunks: a range may exceed its blocks by up to one chunk.
 CHUNK = 16384
 
@@ -84,7 +87,7 @@ def _ranges(log: LogWindow) -> list[tuple[int, int]]:
 
 
 def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer, remote_scene: Path, tmp_path: Path):
-    """Cold first tile ≤ floor + 4 (open, with the redirect guard's GET probe).
+    """Cold first tile ≤ floor + 2 (the redirect guard's HEAD and header GET probes).
 
     A pan afterwards ≤ floor + 0.5 per tile, with no HEAD or reopen.
     """
@@ -100,8 +103,8 @@ def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer
         r = client.get(f"/cog/tiles/WebMercatorQuad/{first[0]}/{first[1]}/{first[2]}.png", params=params)
     assert r.status_code == 200, r.text
     _, blocks, size = _floor(local, index, first)
-    assert log.count("HEAD") == 2  # our redirect/identity probe + GDAL's size probe, once
-    assert sum(1 for e in log.entries if e.range == "bytes=0-0") == 1  # the GET redirect probe, once
+    assert log.count("HEAD") == 1  # our redirect/identity probe; the reader sends none
+    assert sum(1 for e in log.entries if e.range == HEADER_RANGE) == 1  # the GET probe: the reader's header
     assert log.requests <= blocks + OPEN_REQUESTS
     assert log.bytes <= size + 65536 + CHUNK * log.requests
 
@@ -118,12 +121,13 @@ def test_remote_tiles_cost_their_blocks_and_one_open(object_server: ObjectServer
 
 
 @pytest.mark.parametrize("trust", [False, True])
-def test_cold_open_costs_one_request_fewer_when_the_named_host_is_trusted(
+def test_cold_open_is_one_head_and_one_header_get_trusted_or_not(
     object_server: ObjectServer, remote_scene: Path, tmp_path: Path, trust: bool
 ):
-    """`REMOTE_TRUST_NAMED_HOSTS` (the prefix names 127.0.0.1:port): no redirect-guard GET probe.
+    """Untrusted (the default): the guard's GET probe reads the header, and the reader opens from it.
 
-    Untrusted (the default): the guard's 1-byte GET is sent; trusted: exactly one request fewer.
+    `REMOTE_TRUST_NAMED_HOSTS` (the prefix names 127.0.0.1:port) skips that probe; the reader then
+    reads the same header itself: two requests either way, each sent once.
     """
     local = _link(remote_scene, f"trust-{trust}.tif")
     url = object_server.url(local.name)
@@ -131,10 +135,28 @@ def test_cold_open_costs_one_request_fewer_when_the_named_host_is_trusted(
     with object_server.window() as log:
         r = client.get("/cog/info", params={"url": url})
     assert r.status_code == 200, r.text
-    probes = sum(1 for e in log.entries if e.range == "bytes=0-0")
-    assert log.count("HEAD") == 2  # our identity/redirect probe + GDAL's size probe, either way
-    assert probes == (0 if trust else 1)
-    assert log.requests <= OPEN_REQUESTS - (1 if trust else 0)
+    assert log.count("HEAD") == 1
+    assert [e.range for e in log.entries if e.method == "GET"] == [HEADER_RANGE]
+    assert log.requests == OPEN_REQUESTS
+
+
+def test_gdal_reader_opens_with_its_own_head_and_header_get(
+    object_server: ObjectServer, remote_scene: Path, tmp_path: Path
+):
+    """`REMOTE_READER=gdal` (GDAL's /vsicurl/) still serves, at GDAL's cost: its HEAD and header GET more."""
+    local = _link(remote_scene, "gdal-reader.tif")
+    url = object_server.url(local.name)
+    client = _client(object_server, tmp_path, remote_reader="gdal")
+    try:
+        with object_server.window() as log:
+            r = client.get("/cog/info", params={"url": url})
+        assert r.status_code == 200, r.text
+        assert log.count("HEAD") == 2  # ours + GDAL's
+        assert log.requests <= GDAL_OPEN_REQUESTS
+        with rasterio.open(local) as ds:
+            assert (r.json()["width"], r.json()["height"]) == (ds.width, ds.height)
+    finally:
+        _client(object_server, tmp_path)  # back to the default reader for the tests after this one
 
 
 def test_zoom_out_tile_reads_the_overview_its_resolution_needs(

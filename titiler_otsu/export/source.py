@@ -35,6 +35,7 @@ from titiler_otsu.errors import BadRequestError, MultiBandInputError, SourceNotF
 from titiler_otsu.export.grid import OutputGrid, Window
 from titiler_otsu.io.histograms import DatasetHistograms
 from titiler_otsu.io.reader import GridExactReader
+from titiler_otsu.io.remote_vsi import gdal_path
 
 _CACHE_SIZE = 16
 
@@ -168,7 +169,7 @@ class ExportSource:
 
     def native_grid_info(self) -> tuple[CRS, Any, int, int]:
         """CRS, transform, width and height of the first raster read (the default grid)."""
-        with rasterio.open(self.files[0]) as ds:
+        with rasterio.open(gdal_path(self.files[0])) as ds:
             return ds.crs, ds.transform, ds.width, ds.height
 
     def read_options(self) -> dict[str, Any]:
@@ -267,7 +268,7 @@ _CACHE = _ThreadCache()
 
 
 def _dataset(url: str) -> DatasetReader:
-    return _CACHE.get(("ds", url), lambda: rasterio.open(url))
+    return _CACHE.get(("ds", url), lambda: rasterio.open(gdal_path(url)))
 
 
 def _grid_reader(url: str, grid: OutputGrid) -> GridExactReader:

@@ -30,6 +30,7 @@ import rasterio
 from rasterio.io import DatasetReader
 
 from titiler_otsu.errors import reset_gdal_errors
+from titiler_otsu.io.remote_vsi import gdal_path
 from titiler_otsu.security import remote_identity
 
 #: Identity of a source: (path, (dev, ino, size, mtime_ns, ctime_ns)), (url, (etag, last-modified,
@@ -60,7 +61,7 @@ class OpenDataset:
     def overview(self, level: int) -> DatasetReader:
         """The dataset of overview `level` (0 = first overview), opened on first use."""
         if level not in self.overviews:
-            self.overviews[level] = rasterio.open(self.key[0], overview_level=level)
+            self.overviews[level] = rasterio.open(gdal_path(self.key[0]), overview_level=level)
         return self.overviews[level]
 
     def close(self) -> None:
@@ -141,7 +142,7 @@ class DatasetCache:
         if entry is not None:
             reset_gdal_errors()  # as a fresh open would: no stale error from this thread's last request
         if entry is None:
-            entry = OpenDataset(key, rasterio.open(path))
+            entry = OpenDataset(key, rasterio.open(gdal_path(path)))
             with self._lock:
                 self.opens += 1
         try:

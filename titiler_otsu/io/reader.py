@@ -41,6 +41,7 @@ from titiler_otsu.errors import (
 )
 from titiler_otsu.io.datasets import OpenDataset, dataset_cache
 from titiler_otsu.io.masking import QualityMask, with_quality_mask
+from titiler_otsu.io.remote_vsi import gdal_path
 from titiler_otsu.io.sampling import source_coords, source_pixel_size, transformer_for
 from titiler_otsu.security.limits import BoundedPartMixin
 from titiler_otsu.security.source_checks import check_servable
@@ -135,7 +136,8 @@ class GridExactReader(BoundedPartMixin, Reader):
             if self._handles is not None:
                 self._overviews[factor] = self._handles.overview(level)
             else:
-                self._overviews[factor] = self._ctx_stack.enter_context(rasterio.open(self.input, overview_level=level))
+                opened = rasterio.open(gdal_path(self.input), overview_level=level)
+                self._overviews[factor] = self._ctx_stack.enter_context(opened)
         return self._overviews[factor]
 
     def tile_exists(self, tile_x: int, tile_y: int, tile_z: int) -> bool:

@@ -4,9 +4,11 @@
 with `GET` requests and libcurl follows redirects (GDAL 3.10 has no option to stop it). A
 server that answers `HEAD` with the file but `GET` with a redirect to an internal address
 would steer GDAL there. So, before GDAL is given a URL, `confirm_get` sends the request GDAL
-sends first (`GET` with a `Range`), without following redirects: a redirect is checked like
+sends first (`GET` with a `Range`: the object's first 64 KB), without following redirects: a redirect is checked like
 the `HEAD` ones (allowed prefix or public host, else 403, and the target is never contacted)
-and GDAL is given the URL that answers `GET` itself.
+and GDAL is given the URL that answers `GET` itself. The bytes it reads are the COG's header:
+they are kept (`remote_identity.record_header`) for the reader of remote bytes
+(`io/remote_vsi.py`), whose open then sends no request of its own.
 
 May import: `errors`, `settings` and `security`.
 """
@@ -29,6 +31,7 @@ from titiler_otsu.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from titiler_otsu.security import remote_identity
 
 _tls_lock = threading.Lock()
 
@@ -50,13 +53,18 @@ def _build_tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context(verify=True, trust_env=False)
 
 
+def tls_context() -> ssl.SSLContext:
+    """The shared TLS settings of our own HTTP clients (the probes, `io/remote_vsi.py`)."""
+    return _tls_context()
+
+
 def probe_client(timeout: float, proxy: str | None) -> httpx2.Client:
     """An HTTP client for the redirect probes: never follows redirects, ignores the environment."""
     return httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False, proxy=proxy, verify=_tls_context())
 
 
-#: The first read GDAL makes of a COG: its header (GDAL asks for 16 KiB; one byte suffices here).
-PROBE_RANGE = "bytes=0-0"
+#: The first read of a COG: its header, kept for the reader (`remote_identity.record_header`).
+PROBE_RANGE = f"bytes=0-{remote_identity.HEADER_BYTES - 1}"
 
 
 def confirm_get(
@@ -88,9 +96,14 @@ def confirm_get(
     try:
         with probe_client(timeout, proxy) as client:
             for _ in range(max_redirects + 1):
-                with client.stream("GET", current, headers={"Range": PROBE_RANGE}) as response:
+                with client.stream(
+                    "GET", current, headers={"Range": PROBE_RANGE, "Accept-Encoding": "identity"}
+                ) as response:
                     status, location = response.status_code, response.headers.get("location", "")
                     redirect = response.is_redirect
+                    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+                    if status == 206 and not encoded:  # the header, for the reader: its open then costs no request
+                        remote_identity.record_header(current, response.headers, _body(response))
                 if redirect:
                     try:
                         current = check_target(urljoin(current, location))
@@ -110,6 +123,17 @@ def confirm_get(
     except httpx2.HTTPError as e:
         raise UpstreamError(f"Could not reach the remote source {shown} ({e.__class__.__name__}).") from e
     raise UpstreamError(f"The remote source {shown} redirects GET more than {max_redirects} times.")
+
+
+def _body(response: httpx2.Response) -> bytes:
+    """At most `HEADER_BYTES` of a streamed answer's body."""
+    chunks, size = [], 0
+    for chunk in response.iter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= remote_identity.HEADER_BYTES:
+            break
+    return b"".join(chunks)[: remote_identity.HEADER_BYTES]
 
 
 @cache

@@ -14,6 +14,10 @@ request. What tells us the object changed is the allow-list probe of `SourcePoli
 So a changed object is served at most one probe TTL late (60 s by default), at the cost of
 one HEAD per URL per TTL and worker.
 
+The redirect guard's ranged `GET` probe reads the object's first `HEADER_BYTES` (the COG
+header): `record_header` keeps them, and `header` hands them to the reader of remote bytes
+(`io/remote_vsi.py`) while they match the recorded identity, so the open costs no request.
+
 May import: `errors`, `settings` and `security`.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
 from collections.abc import Mapping
 
@@ -32,6 +37,15 @@ Identity = tuple[str, str, str]
 _identities: dict[str, Identity] = {}
 _lock = threading.Lock()
 _MAX_URLS = 65536
+
+#: Bytes of an object's start read by the `GET` probe: the header of a COG (and GDAL's
+#: `GDAL_INGESTED_BYTES_AT_OPEN` here).
+HEADER_BYTES = 65536
+
+#: url -> (ETag, Last-Modified, object size, first bytes) of the last `GET` probe.
+_headers: dict[str, tuple[str, str, int, bytes]] = {}
+_MAX_HEADERS = 1024
+_TOTAL = re.compile(r"^bytes\s+\d+-\d+/(\d+)\s*$", re.I)
 
 
 def validators(headers: Mapping[str, str]) -> Identity:
@@ -63,9 +77,45 @@ def identity(url: str) -> Identity | None:
 
 
 def forget() -> None:
-    """Forget every recorded identity (tests)."""
+    """Forget every recorded identity and header (tests)."""
     with _lock:
         _identities.clear()
+        _headers.clear()
+
+
+def object_size(headers: Mapping[str, str]) -> int | None:
+    """The whole object's size from a `206` answer's `Content-Range: bytes a-b/size` (None: absent)."""
+    match = _TOTAL.match(headers.get("content-range", ""))
+    return int(match.group(1)) if match else None
+
+
+def record_header(url: str, headers: Mapping[str, str], data: bytes) -> None:
+    """Keep the first bytes of `url` that a ranged `GET` answered (`206`, with the object's size)."""
+    size = object_size(headers)
+    if size is None or not data:
+        return
+    with _lock:
+        if url not in _headers and len(_headers) >= _MAX_HEADERS:
+            _headers.pop(next(iter(_headers)))
+        _headers[url] = (headers.get("etag", ""), headers.get("last-modified", ""), size, bytes(data))
+
+
+def header(url: str) -> tuple[int, bytes] | None:
+    """(object size, first bytes) of `url` from its last `GET` probe, if they match its identity.
+
+    None when there is none, or when the last `HEAD` probe saw another ETag, Last-Modified or
+    size (the object changed between the two probes: the reader fetches the header itself).
+    """
+    with _lock:
+        kept, known = _headers.get(url), _identities.get(url)
+    if kept is None:
+        return None
+    etag, modified, size, data = kept
+    if known is not None and (known[0], known[1]) != (etag, modified):
+        return None
+    if known is not None and known[2] and known[2] != str(size):
+        return None
+    return size, data
 
 
 def _libgdal() -> ctypes.CDLL | None:
