@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_SCRIPT = ROOT / "scripts" / "install_nginx.sh"
@@ -349,3 +350,27 @@ class LatencyProxy:
     def __exit__(self, *exc: object) -> None:
         """Stop."""
         self.stop()
+
+
+def send_range(handler: Any, data: bytes, honour_range: bool = True, extra: dict[str, str] | None = None) -> None:
+    """Answer an http.server request for `data`: `206` with `Content-Range` for a `Range`, else `200`.
+
+    The body is written for `GET` only (`HEAD` gets the headers). `honour_range=False` answers
+    every request with the whole object, as a server without range support does.
+    """
+    start, end = 0, len(data) - 1
+    rng = handler.headers.get("Range", "")
+    if honour_range and rng.startswith("bytes="):
+        a, _, b = rng[6:].partition("-")
+        start, end = int(a), min(int(b) if b else end, end)
+        handler.send_response(206)
+        handler.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+    else:
+        handler.send_response(200)
+    handler.send_header("Accept-Ranges", "bytes")
+    handler.send_header("Content-Length", str(end - start + 1))
+    for key, value in (extra or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    if handler.command == "GET":
+        handler.wfile.write(data[start : end + 1])

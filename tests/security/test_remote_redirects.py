@@ -19,26 +19,13 @@ import rasterio
 from fastapi.testclient import TestClient
 
 from tests.conftest import NAIP
+from tests.remote import send_range
 from titiler_otsu import create_app
 from titiler_otsu.settings import Settings
 
 
-def _send_file(handler: BaseHTTPRequestHandler, body: bool) -> None:
-    data = NAIP.read_bytes()
-    start, end = 0, len(data) - 1
-    rng = handler.headers.get("Range")
-    if rng and rng.startswith("bytes="):
-        a, _, b = rng[6:].partition("-")
-        start, end = int(a), min(int(b) if b else end, end)
-        handler.send_response(206)
-        handler.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-    else:
-        handler.send_response(200)
-    handler.send_header("Accept-Ranges", "bytes")
-    handler.send_header("Content-Length", str(end - start + 1))
-    handler.end_headers()
-    if body:
-        handler.wfile.write(data[start : end + 1])
+def _send_file(handler: BaseHTTPRequestHandler) -> None:
+    send_range(handler, NAIP.read_bytes())  # the body for GET only
 
 
 def _redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
@@ -64,7 +51,7 @@ def servers() -> Iterator[Servers]:
     class Internal(BaseHTTPRequestHandler):
         def _any(self) -> None:
             received.append(f"{self.command} {self.path}")
-            _send_file(self, body=self.command == "GET")
+            _send_file(self)
 
         do_GET = do_HEAD = _any  # noqa: N815 - http.server API
 
@@ -77,7 +64,7 @@ def servers() -> Iterator[Servers]:
     class Allowed(BaseHTTPRequestHandler):
         def do_HEAD(self) -> None:  # noqa: N802 - http.server API
             if self.path in ("/sneaky.tif", "/get-moves-here.tif", "/naip.tif"):
-                _send_file(self, body=False)
+                _send_file(self)
             else:
                 self.send_error(404)
 
@@ -87,7 +74,7 @@ def servers() -> Iterator[Servers]:
             elif self.path == "/get-moves-here.tif":
                 _redirect(self, "/naip.tif")
             elif self.path == "/naip.tif":
-                _send_file(self, body=True)
+                _send_file(self)
             else:
                 self.send_error(404)
 
@@ -210,11 +197,11 @@ def test_the_get_probe_runs_beside_the_head_probe() -> None:
     class Server(BaseHTTPRequestHandler):
         def do_HEAD(self) -> None:  # noqa: N802 - http.server API
             head_saw_get.append(get_arrived.wait(5.0))
-            _send_file(self, body=False)
+            _send_file(self)
 
         def do_GET(self) -> None:  # noqa: N802 - http.server API
             get_arrived.set()
-            _send_file(self, body=True)
+            _send_file(self)
 
         def log_message(self, *args: object) -> None:
             pass

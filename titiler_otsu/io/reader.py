@@ -136,7 +136,7 @@ class GridExactReader(BoundedPartMixin, Reader):
             if self._handles is not None:
                 self._overviews[factor] = self._handles.overview(level)
             else:
-                opened = rasterio.open(gdal_path(self.input), overview_level=level)
+                opened = rasterio.open(gdal_path(self.input or ""), overview_level=level)
                 self._overviews[factor] = self._ctx_stack.enter_context(opened)
         return self._overviews[factor]
 

@@ -4,7 +4,7 @@ GDAL's `/vsicurl/` costs a cold open two requests (a `HEAD` for the size, a `GET
 header), follows redirects (libcurl; GDAL 3.10 cannot be told not to), and reads ahead past a
 block when the next block of the file follows. For http(s) sources this module installs a
 GDAL virtual file system (`/vsiotsu/`, GDAL's plugin API through ctypes) whose bytes come from
-`http.client`:
+`http.client` (`remote_http.fetch_range`):
 
 * **open**: the size and the first 64 KB come from the redirect guard's `GET` probe
   (`remote_identity.header`), so opening a probed source sends no request; an unprobed one
@@ -26,22 +26,16 @@ May import: `core`, `security`, `io`, `errors`, `settings`.
 from __future__ import annotations
 
 import ctypes
-import http.client
-import logging
 import os
 import platform
 import threading
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
+from titiler_otsu.io.remote_http import RemoteReadError, fetch_range
 from titiler_otsu.security import remote_identity
-from titiler_otsu.security.remote_get import tls_context
-
-logger = logging.getLogger(__name__)
 
 PREFIX = "/vsiotsu/"
 #: Most bytes of fetched ranges kept per process (as GDAL's CPL_VSIL_CURL_CACHE_SIZE here).
@@ -54,10 +48,6 @@ MERGE_GAP = 4096
 PARALLEL = 8
 #: `TITILER_OTSU_REMOTE_READER`: "direct" (this module) or "gdal" (`/vsicurl/`).
 READER_VARIABLE = "TITILER_OTSU_REMOTE_READER"
-
-
-class RemoteReadError(OSError):
-    """A range request that failed (its message names the URL and the HTTP status)."""
 
 
 def enabled() -> bool:
@@ -73,106 +63,6 @@ def gdal_path(path: str) -> str:
     _install()
     _known.add(path)
     return PREFIX + path
-
-
-# ---------------------------------------------------------------- HTTP
-def _timeout() -> float:
-    try:
-        return max(1.0, float(os.environ.get("GDAL_HTTP_TIMEOUT", "30")))
-    except ValueError:
-        return 30.0
-
-
-class _Connections(threading.local):
-    """Keep-alive connections of one thread, per (scheme, host, port); dropped after a fork."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.by_origin: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
-
-    def get(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        if self.pid != os.getpid():
-            self.pid, self.by_origin = os.getpid(), {}
-        key = (scheme, host, port)
-        conn = self.by_origin.get(key)
-        if conn is None:
-            conn = self.by_origin[key] = _connect(scheme, host, port)
-        return conn
-
-    def drop(self, scheme: str, host: str, port: int) -> None:
-        conn = self.by_origin.pop((scheme, host, port), None)
-        if conn is not None:
-            conn.close()
-
-
-def _connect(scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-    """A connection to an origin, through the environment's proxy for it (if any)."""
-    proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(scheme)
-    timeout = _timeout()
-    target = (host, port)
-    if proxy:
-        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        target = (parts.hostname or "", parts.port or 80)
-    if scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(*target, timeout=timeout, context=tls_context())
-        if proxy:
-            conn.set_tunnel(host, port)
-        return conn
-    conn = http.client.HTTPConnection(*target, timeout=timeout)
-    conn._absolute_url = bool(proxy)  # type: ignore[attr-defined]
-    return conn
-
-
-_connections = _Connections()
-
-
-def fetch_range(url: str, start: int, size: int) -> tuple[bytes, dict[str, str]]:
-    """`size` bytes of `url` from `start` (one ranged GET, no redirect followed), and the answer's headers.
-
-    Raises:
-        RemoteReadError: a redirect, an error status, an answer that is not the range, or no answer.
-
-    """
-    parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), parts.hostname or ""
-    port = parts.port or (443 if scheme == "https" else 80)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    headers = {"Range": f"bytes={start}-{start + size - 1}", "Accept-Encoding": "identity"}
-    for attempt in (0, 1):
-        conn = _connections.get(scheme, host, port)
-        fresh = conn.sock is None
-        try:
-            conn.request("GET", url if getattr(conn, "_absolute_url", False) else target, headers=headers)
-            response = conn.getresponse()
-            status = response.status
-            if status != 206:
-                response.close()
-                _connections.drop(scheme, host, port)
-                raise RemoteReadError(_status_message(url, status, response.getheader("location")))
-            data = response.read()
-        except (http.client.HTTPException, ConnectionError, TimeoutError, OSError) as e:
-            _connections.drop(scheme, host, port)
-            if isinstance(e, RemoteReadError):
-                raise
-            if attempt == 0 and not fresh and not isinstance(e, TimeoutError):
-                continue  # a kept-alive connection the server had closed: once more on a new one
-            timed_out = isinstance(e, TimeoutError)
-            kind = "Timeout was reached" if timed_out else f"could not connect ({e.__class__.__name__})"
-            raise RemoteReadError(f"{url}: {kind}") from e
-        if len(data) != size:
-            raise RemoteReadError(f"{url}: the server sent {len(data)} of {size} bytes asked for")
-        return data, {k.lower(): v for k, v in response.getheaders()}
-    raise AssertionError("unreachable")
-
-
-def _status_message(url: str, status: int, location: str | None) -> str:
-    if 300 <= status < 400:
-        return f"{url}: HTTP response code: {status} (a redirect to {location!r}; redirects are not followed)"
-    if status == 200:
-        return f"{url}: HTTP response code: 200 to a Range request (the server does not serve byte ranges)"
-    return f"{url}: HTTP response code: {status}"
 
 
 # ---------------------------------------------------------------- bytes of objects
