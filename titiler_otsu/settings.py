@@ -159,8 +159,9 @@ class Settings(BaseSettings):
     remote_trust_named_hosts: bool = Field(
         False,
         description="Skip the redirect guard's ranged-GET probe for remote URLs below an ALLOWED_SOURCES prefix "
-        "that names its host (one request fewer per source open): such a server is trusted not to answer GET "
-        "with a redirect its HEAD did not give. Hosts admitted by a host wildcard (`https://`) are always probed.",
+        "that names its host: such a server is trusted not to answer GET with a redirect its HEAD did not give. "
+        "Hosts admitted by a host wildcard (`https://`) are always probed. With REMOTE_READER=direct the reader "
+        "then reads the header itself (no request saved); with `gdal`, one request fewer per source open.",
     )
     histogram_disk_cache: bool = Field(
         True,
