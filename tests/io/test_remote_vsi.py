@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -213,3 +215,22 @@ def test_a_probed_source_opens_without_a_request_of_its_own(server: Server, sett
     assert sorted(server.ranges) == [("/naip.tif", ""), ("/naip.tif", "bytes=0-65535")]  # HEAD, GET
     with rasterio.open(NAIP) as ds:
         assert r.json()["width"] == ds.width
+
+
+def test_a_process_that_exits_with_remote_datasets_open_exits_cleanly(server: Server):
+    """GDAL closes what is still open while Python finalizes: the reader's callbacks must outlive the module."""
+    code = (  # datasets in a reference cycle: closed by the last garbage collection, after module teardown
+        "import gc, sys, rasterio\n"
+        "from titiler_otsu.io.remote_vsi import gdal_path\n"
+        "gc.disable()\n"
+        "kept = [rasterio.open(gdal_path(sys.argv[1])) for _ in range(3)]\n"
+        "kept.append(kept)\n"
+        "print(int(kept[0].read(1, window=((0, 64), (0, 64))).sum()))\n"
+        "del kept\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, f"{server.base}/naip.tif"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with rasterio.open(NAIP) as ds:
+        assert int(proc.stdout.split()[-1]) == int(ds.read(1, window=((0, 64), (0, 64))).sum())

@@ -61,6 +61,8 @@ def gdal_path(path: str) -> str:
     if scheme not in ("http", "https") or not enabled():
         return path
     _install()
+    if len(_known) >= 65536:
+        _known.clear()  # bounded: every open adds its URL again (open handles need no entry)
     _known.add(path)
     return PREFIX + path
 
@@ -370,6 +372,10 @@ def _install() -> None:
         if lib.VSIInstallPluginHandler(ctypes.addressof(prefix), struct) != 0:
             raise RuntimeError("GDAL refused to install the /vsiotsu/ file system")
         lib.VSIFreeFilesystemPluginCallbacksStruct(struct)
+        # GDAL calls these until the process ends, also while Python finalizes (a dataset
+        # closed by the last garbage collection): they must outlive this module's dict
+        for kept in (*callbacks.values(), prefix):
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(kept))
         _installed.update(lib=lib, callbacks=callbacks, prefix=prefix, done=True)
 
 
