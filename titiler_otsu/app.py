@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     apply_gdal_config(settings.gdal_config)
     apply_gdal_config(gdal_http_environment(settings))
-    os.environ[remote_vsi.READER_VARIABLE] = settings.remote_reader  # this app's choice, and its export workers'
+    remote_vsi.configure(settings.remote_reader)
     configure_dataset_cache(settings.dataset_cache_size, settings.dataset_cache_ttl)
     limit_arenas(settings.malloc_arena_max)
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import morecantile
@@ -289,6 +290,24 @@ def test_remote_tiles_are_seamless_and_equal_local_ones(
             params={**params, "url": str(remote_scene), "tilesize": 512},
         )
         assert local.content == big.content
+
+
+def test_concurrent_remote_reads_equal_local_ones(object_server: ObjectServer, remote_scene: Path):
+    """8 threads reading tiles (+ halo) of three zooms through the direct reader at once: = the local file."""
+    local = _link(remote_scene, "concurrent.tif")
+    url = object_server.url(local.name)
+    lon, lat = _centre(local)
+    tiles = [(z, *TMS.tile(lon, lat, z)[:2]) for z in (12, 13, 14)]
+    tiles = [(z, x + dx, y + dy) for z, x, y in tiles for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+    def read(tile: tuple[int, int, int], source: str) -> np.ndarray:
+        with GridExactReader(source) as reader:
+            return reader.tile(tile[1], tile[2], tile[0], buffer=3, indexes=1).data
+
+    with ThreadPoolExecutor(8) as pool:
+        remote = list(pool.map(lambda t: read(t, url), tiles))
+    for tile, data in zip(tiles, remote, strict=True):
+        assert np.array_equal(data, read(tile, str(local))), tile
 
 
 def test_latency_proxy_delays_each_request(object_server: ObjectServer, remote_scene: Path):

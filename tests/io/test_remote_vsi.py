@@ -112,6 +112,7 @@ def _vsi() -> ctypes.CDLL:
 
 
 def _fresh(server: Server) -> str:
+    remote_vsi.configure("direct")
     url = f"{server.base}/blob.bin"
     remote_vsi.clear()
     server.ranges.clear()
@@ -119,12 +120,15 @@ def _fresh(server: Server) -> str:
 
 
 def test_an_http_url_becomes_a_vsiotsu_path_unless_gdal_reads_it(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(remote_vsi, "_mode", {})
     monkeypatch.setenv(remote_vsi.READER_VARIABLE, "direct")
     assert remote_vsi.gdal_path("https://example.com/a.tif") == "/vsiotsu/https://example.com/a.tif"
     assert remote_vsi.gdal_path(str(NAIP)) == str(NAIP)
     assert remote_vsi.gdal_path("s3://bucket/a.tif") == "s3://bucket/a.tif"  # GDAL's /vsis3/ signs those
-    monkeypatch.setenv(remote_vsi.READER_VARIABLE, "gdal")
+    monkeypatch.setenv(remote_vsi.READER_VARIABLE, "gdal")  # an export worker's environment
     assert remote_vsi.gdal_path("https://example.com/a.tif") == "https://example.com/a.tif"
+    remote_vsi.configure("direct")  # the app's setting wins
+    assert remote_vsi.gdal_path("https://example.com/a.tif").startswith("/vsiotsu/")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -148,6 +152,7 @@ def test_remote_bytes_equal_the_file_for_any_read(server: Server, reads: list[tu
 def test_a_multi_range_read_fetches_each_missing_range_once_and_merges_neighbours(server: Server):
     lib = _vsi()
     handle = lib.VSIFOpenL(_fresh(server).encode(), b"rb")
+    assert handle
     wanted = [(100_000, 20_000), (120_010, 20_000), (200_000, 30_000), (10, 100)]  # 2nd touches the 1st; last cached
     buffers = [ctypes.create_string_buffer(n) for _, n in wanted]
     pointers = (ctypes.c_void_p * 4)(*[ctypes.addressof(b) for b in buffers])

@@ -50,9 +50,22 @@ PARALLEL = 8
 READER_VARIABLE = "TITILER_OTSU_REMOTE_READER"
 
 
+_mode: dict[str, str] = {}
+
+
+def configure(reader: str) -> None:
+    """Choose how this process reads http(s) sources: "direct" (this module) or "gdal" (`/vsicurl/`)."""
+    _mode["reader"] = reader
+
+
 def enabled() -> bool:
-    """Whether http(s) sources are read through this module (`TITILER_OTSU_REMOTE_READER`)."""
-    return os.environ.get(READER_VARIABLE, "direct").strip().lower() != "gdal"
+    """Whether http(s) sources are read through this module.
+
+    As `configure` chose (`create_app` passes `Settings.remote_reader`), else as the environment
+    says (`TITILER_OTSU_REMOTE_READER`: export workers), else yes.
+    """
+    reader = _mode.get("reader") or os.environ.get(READER_VARIABLE, "direct")
+    return reader.strip().lower() != "gdal"
 
 
 def gdal_path(path: str) -> str:
@@ -247,20 +260,22 @@ def _object(url: str) -> RemoteObject:
     return obj
 
 
-def _report(message: str) -> None:
+def _report(message: str, installed: dict[str, Any] = _installed) -> None:
     """Put a read failure on GDAL's error stack (rasterio raises it; errors.py maps it to a status)."""
-    lib = _installed.get("lib")
+    lib = installed.get("lib")
     if lib is not None:
         lib.CPLError(3, 11, b"%s", message.encode("utf-8", "replace"))  # CE_Failure, CPLE_HttpResponse
 
 
 def _guarded(fail: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+    # what the callbacks use is bound here, not looked up in the module's dict: GDAL may still
+    # call them (closing datasets) while Python finalizes and that dict is being cleared
+    def wrap(func: Callable[..., Any], report: Callable[[str], None] = _report) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
             try:
                 return func(*args)
             except Exception as e:  # a callback must not raise into GDAL
-                _report(str(e) if isinstance(e, RemoteReadError) else f"remote read failed: {e!r}")
+                report(str(e) if isinstance(e, RemoteReadError) else f"remote read failed: {e!r}")
                 return fail
 
         return call
@@ -294,14 +309,14 @@ def _cb_open(_user: int, name: bytes, access: bytes) -> int | None:
 
 
 @_guarded(0)
-def _cb_tell(handle: int) -> int:
-    return int(_handles[handle][1])
+def _cb_tell(handle: int, handles: dict[int, list[Any]] = _handles) -> int:
+    return int(handles[handle][1])
 
 
 @_guarded(-1)
-def _cb_seek(handle: int, offset: int, whence: int) -> int:
-    entry = _handles[handle]
-    base = {os.SEEK_SET: 0, os.SEEK_CUR: entry[1]}.get(whence, entry[0].size)
+def _cb_seek(handle: int, offset: int, whence: int, handles: dict[int, list[Any]] = _handles) -> int:
+    entry = handles[handle]
+    base = {0: 0, 1: entry[1]}.get(whence, entry[0].size)  # SEEK_SET, SEEK_CUR, else SEEK_END
     entry[1] = base + offset
     return 0
 
@@ -328,15 +343,15 @@ def _cb_read_multi(handle: int, count: int, buffers: Any, offsets: Any, sizes: A
 
 
 @_guarded(1)
-def _cb_eof(handle: int) -> int:
-    entry = _handles[handle]
+def _cb_eof(handle: int, handles: dict[int, list[Any]] = _handles) -> int:
+    entry = handles[handle]
     return int(entry[1] >= entry[0].size)
 
 
 @_guarded(-1)
-def _cb_close(handle: int) -> int:
-    with _state_lock:
-        _handles.pop(handle, None)
+def _cb_close(handle: int, handles: dict[int, list[Any]] = _handles, lock: threading.Lock = _state_lock) -> int:
+    with lock:
+        handles.pop(handle, None)
     return 0
 
 
