@@ -16,6 +16,8 @@ Per latency, with freshly started servers (cold processes):
   `sigma=2` on pans of their own (shifted by 3 tiles where the scene is wide enough, so each
   case fetches its own blocks). `pan` = first pass (source open, blocks not yet fetched: the
   "warm" case of issue 14), `repeat` = the same tiles again (everything cached).
+* a 3x3 pan at z 12 and 14 asked for at once on 6 connections, as a browser does (TiTiler
+  plain, ours plain, ours `sigma=2`): requests and ranges asked twice vs the pan's distinct blocks;
 * floor per tile: the internal blocks of the overview level the tile reads that its footprint
   (+ halo) overlaps (tests/floor.py), header cached; the very first tile also pays the open.
 
@@ -236,6 +238,8 @@ def run_latency(bench: Bench, delay: float, zooms: list[int], env: dict[str, str
                     "floor_bytes": [f[2] for f in floors],
                     "calls": [_strip(c) for c in calls],
                 }
+            # before the sequential pans, so that its blocks are not fetched yet
+            out["at_once"] = run_pan_at_once(bench, bases, url, [z for z in zooms if z >= 12])
             out["calls"]["ours /areas 10 km2 (otsu)"] = _strip(
                 _call(bench, client, "POST", f"{base}/cog/areas", params={"url": url}, json=bench.square_10km2())
             )
@@ -270,6 +274,53 @@ def run_latency(bench: Bench, delay: float, zooms: list[int], env: dict[str, str
         shutil.rmtree(env["TITILER_OTSU_CACHE_DIR"], ignore_errors=True)
         if proxy:
             proxy.stop()
+    return out
+
+
+#: Cases of the concurrent pans, and where they go (in pans, diagonal: no other case pans there).
+AT_ONCE = {"TiTiler plain": (1, 1), "ours plain": (1, 1), "ours otsu sigma=2": (-1, -1)}
+
+
+def run_pan_at_once(bench: Bench, bases: dict[str, str], url: str, zooms: list[int]) -> dict[str, Any]:
+    """A 3x3 pan asked for at once on 6 connections, as a browser does: requests vs the pan's distinct blocks.
+
+    At z >= 12 (lower zooms read overviews whose few blocks every earlier call has fetched).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    out: dict[str, Any] = {}
+    for z in zooms:
+        for case, shift in AT_ONCE.items():
+            server, params, halo = CASES[case]
+            tiles = bench.pan(z, shift)
+            distinct = {b for t in tiles for b in bench.tile_blocks(t, halo)[1]}
+            clients = [httpx.Client(timeout=120) for _ in range(6)]
+
+            def get(
+                i: int,
+                tile: tuple[int, int, int],
+                clients: list[httpx.Client] = clients,
+                base: str = bases[server],
+                query: dict[str, str] = {"url": url, **params},  # noqa: B006 - bound per case, never mutated
+            ) -> int:
+                tz, tx, ty = tile
+                r = clients[i % 6].get(f"{base}/cog/tiles/WebMercatorQuad/{tz}/{tx}/{ty}.png", params=query)
+                return r.status_code
+
+            with bench.server.window() as log, ThreadPoolExecutor(6) as pool:
+                t0 = time.perf_counter()
+                statuses = list(pool.map(get, range(len(tiles)), tiles))
+                ms = (time.perf_counter() - t0) * 1000
+            for c in clients:
+                c.close()
+            ranges = [e.range for e in log.entries if e.method == "GET"]
+            out[f"{case} z{z}"] = {
+                "statuses": statuses,
+                "requests": log.requests,
+                "repeated_ranges": len(ranges) - len(set(ranges)),
+                "distinct_blocks": len(distinct),
+                "ms": ms,
+            }
     return out
 
 
@@ -445,6 +496,20 @@ def report(results: dict[str, Any]) -> str:
                 f"{sum(rec['calls'][i]['bytes'] for i in ok) / len(ok) / 1e3:.0f} "
                 f"({sum(rec['floor_bytes'][i] for i in ok) / len(ok) / 1e3:.0f}) | "
                 f"{_median([rec['calls'][i]['ms'] for i in ok]):.0f} | {fb * d:.0f} |"
+            )
+    for run in results["latencies"]:
+        if not run.get("at_once"):
+            continue
+        lines += [
+            f"\nA 3x3 pan asked for at once (6 connections) at {run['delay_ms']:.0f} ms: ",
+            "| case | pan's distinct blocks | requests | ranges asked twice | ms for the pan |",
+            "|---|---|---|---|---|",
+        ]
+        for name, rec in run["at_once"].items():
+            ok = "" if all(st == 200 for st in rec["statuses"]) else f" (statuses {rec['statuses']})"
+            lines.append(
+                f"| {name}{ok} | {rec['distinct_blocks']} | {rec['requests']} | {rec['repeated_ranges']} | "
+                f"{rec['ms']:.0f} |"
             )
     if "footprints" in results:
         f = results["footprints"]

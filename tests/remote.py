@@ -321,12 +321,18 @@ class LatencyProxy:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             loop.run_forever()
             self._server.close()
+            tasks = asyncio.all_tasks(loop)  # open connections: end them before the loop closes
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(self._server.wait_closed())
             loop.close()
 

@@ -203,12 +203,16 @@ def reset_gdal_errors() -> None:
     dataset would fail with the previous request's error. Opening a dataset clears it;
     reusing an open one must do it explicitly.
     """
-    _gdal_library().CPLErrorReset()
+    gdal_library().CPLErrorReset()
 
 
 @functools.cache
-def _gdal_library() -> ctypes.CDLL:
-    """The GDAL library rasterio is linked with (its symbols, through rasterio's extension)."""
+def gdal_library() -> ctypes.CDLL:
+    """The GDAL library rasterio is linked with: its C functions, looked up through rasterio's extension.
+
+    One handle per process, for every module that calls GDAL through ctypes (error state,
+    `/vsicurl/` cache, the `/vsiotsu/` plugin).
+    """
     import rasterio._err
 
     return ctypes.CDLL(rasterio._err.__file__)

@@ -28,6 +28,7 @@ from tests.floor import BlockIndex
 from tests.remote import LatencyProxy, LogWindow, ObjectServer
 from tests.scene import write_scene
 from titiler_otsu import create_app
+from titiler_otsu.algorithms.otsu import Otsu
 from titiler_otsu.export.windows import striped
 from titiler_otsu.io.reader import GridExactReader
 from titiler_otsu.settings import Settings
@@ -308,6 +309,42 @@ def test_concurrent_remote_reads_equal_local_ones(object_server: ObjectServer, r
         remote = list(pool.map(lambda t: read(t, url), tiles))
     for tile, data in zip(tiles, remote, strict=True):
         assert np.array_equal(data, read(tile, str(local))), tile
+
+
+def test_a_pan_served_at_once_fetches_each_block_once(object_server: ObjectServer, remote_scene: Path, tmp_path: Path):
+    """A browser asks for a pan's tiles together: tiles sharing a block share its one request.
+
+    9 concurrent requests (3x3 pan at z 13, halo of `sigma=2`) through a 30 ms proxy, so they
+    overlap: no range is asked twice, and the requests are the pan's distinct blocks.
+    """
+    local = _link(remote_scene, "pan_at_once.tif")
+    index = BlockIndex(local)
+    lon, lat = _centre(local, 0.6, 0.4)
+    tiles = _pan(lon, lat, 13)
+    params = {"algorithm": "otsu", "algorithm_params": json.dumps({"sigma": 2})}
+    with LatencyProxy(object_server.port, 0.03) as proxy:
+        s = Settings(allowed_sources=[f"http://127.0.0.1:{proxy.port}/"], cache_dir=tmp_path / "cache")
+        client = TestClient(create_app(s), raise_server_exceptions=False)
+        url = proxy.url(local.name)
+        assert client.get("/cog/info", params={"url": url}).status_code == 200  # open: probes + header
+        with object_server.window() as log, ThreadPoolExecutor(9) as pool:
+            answers = list(
+                pool.map(
+                    lambda t: client.get(
+                        f"/cog/tiles/WebMercatorQuad/{t[0]}/{t[1]}/{t[2]}.png", params={"url": url, **params}
+                    ),
+                    tiles,
+                )
+            )
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers if r.status_code != 200]
+    ranges = _ranges(log)
+    assert len(ranges) == len(set(ranges)), sorted(ranges)  # each range fetched once
+    with GridExactReader(str(local)) as reader:
+        halo = Otsu(sigma=2).halo
+        footprints = [reader.tile(x, y, z, buffer=halo, indexes=1).metadata for z, x, y in tiles]
+    distinct = {b for m in footprints for b in index.blocks(m["overview_factor"], m["source_window"])}
+    assert log.count("HEAD") == 0
+    assert 1 < len(distinct) and log.requests <= len(distinct)
 
 
 def test_latency_proxy_delays_each_request(object_server: ObjectServer, remote_scene: Path):

@@ -12,7 +12,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,7 +30,8 @@ from rasterio.warp import transform_bounds
 from tests.conftest import NAIP
 from tests.remote import send_range
 from titiler_otsu import create_app
-from titiler_otsu.io import remote_vsi
+from titiler_otsu.errors import gdal_library
+from titiler_otsu.io import remote_bytes, remote_vsi
 from titiler_otsu.security import remote_identity
 from titiler_otsu.settings import Settings
 
@@ -62,6 +65,9 @@ def server() -> Iterator[Server]:
             state.ranges.append((path, rng))
             if path == "/blob.bin":
                 send_range(self, BLOB, extra=ETAG)
+            elif path == "/slow.bin":  # every answer 0.3 s late: concurrent reads overlap for sure
+                time.sleep(0.3)
+                send_range(self, BLOB, extra=ETAG)
             elif path == "/redirects-later.tif":  # the header, then a redirect for every block
                 if self.command == "GET" and not rng.startswith("bytes=0-"):
                     self.send_response(302)
@@ -93,8 +99,7 @@ def server() -> Iterator[Server]:
 
 
 def _vsi() -> ctypes.CDLL:
-    lib = remote_identity._libgdal()
-    assert lib is not None
+    lib = gdal_library()
     lib.VSIFOpenL.restype = ctypes.c_void_p
     lib.VSIFOpenL.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     lib.VSIFSeekL.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
@@ -171,8 +176,45 @@ def test_a_multi_range_read_fetches_each_missing_range_once_and_merges_neighbour
     ]
 
 
+def test_concurrent_reads_of_the_same_bytes_send_one_request(server: Server):
+    """8 threads open the object and read overlapping ranges at once: one header GET, one GET per range."""
+    remote_vsi.configure("direct")
+    remote_vsi.clear()
+    server.ranges.clear()
+    url = f"{server.base}/slow.bin"
+    start = threading.Barrier(8)
+
+    def read(i: int) -> tuple[bytes, bytes]:
+        start.wait()
+        obj = remote_bytes.remote_object(url)
+        whole = obj.read(100_000, 40_000)  # the same block, asked by all
+        part = obj.read(110_000 + i * 100, 500)  # inside it: waits for that fetch
+        return whole, part
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(read, range(8)))
+    for i, (whole, part) in enumerate(results):
+        assert whole == BLOB[100_000:140_000]
+        assert part == BLOB[110_000 + i * 100 : 110_500 + i * 100]
+    assert sorted(rng for _, rng in server.ranges) == ["bytes=0-65535", "bytes=100000-139999"]
+
+
+def test_a_failed_fetch_wakes_its_waiters_who_then_fetch_themselves(server: Server):
+    """A range whose fetch fails is not left claimed: the next read of it asks the server again."""
+    remote_vsi.configure("direct")
+    remote_vsi.clear()
+    obj = remote_bytes.remote_object(f"{server.base}/blob.bin")
+    failing = remote_bytes.RemoteObject.__new__(remote_bytes.RemoteObject)
+    failing.url, failing.key, failing.size = f"{server.base}/missing.bin", obj.key, obj.size
+    with pytest.raises(remote_bytes.RemoteReadError, match="404"):
+        failing.read(200_000, 1000)  # the server answers 404: claimed, failed, released
+    server.ranges.clear()
+    assert obj.read(200_000, 1000) == BLOB[200_000:201_000]  # not waiting on a dead claim
+    assert server.ranges == [("/blob.bin", "bytes=200000-216383")]
+
+
 def test_the_byte_cache_stays_within_its_bound():
-    cache = remote_vsi._ByteCache(limit=10_000)
+    cache = remote_bytes.ByteCache(limit=10_000)
     for i in range(50):
         cache.put("obj", i * 1000, bytes([i % 256]) * 1000)
         assert cache.size <= 10_000

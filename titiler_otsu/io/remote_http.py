@@ -25,7 +25,8 @@ class RemoteReadError(OSError):
     """A range request that failed (its message names the URL and the HTTP status)."""
 
 
-def _timeout() -> float:
+def timeout() -> float:
+    """Seconds a range request may take (`GDAL_HTTP_TIMEOUT`, set from `REMOTE_TIMEOUT`; 30 by default)."""
     try:
         return max(1.0, float(os.environ.get("GDAL_HTTP_TIMEOUT", "30")))
     except ValueError:
@@ -57,17 +58,17 @@ class _Connections(threading.local):
 def _connect(scheme: str, host: str, port: int) -> http.client.HTTPConnection:
     """A connection to an origin, through the environment's proxy for it (if any)."""
     proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(scheme)
-    timeout = _timeout()
+    seconds = timeout()
     target = (host, port)
     if proxy:
         parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         target = (parts.hostname or "", parts.port or 80)
     if scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(*target, timeout=timeout, context=tls_context())
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(*target, timeout=seconds, context=tls_context())
         if proxy:
             conn.set_tunnel(host, port)
         return conn
-    conn = http.client.HTTPConnection(*target, timeout=timeout)
+    conn = http.client.HTTPConnection(*target, timeout=seconds)
     conn._absolute_url = bool(proxy)  # type: ignore[attr-defined]
     return conn
 

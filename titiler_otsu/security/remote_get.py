@@ -36,8 +36,10 @@ from titiler_otsu.security import remote_identity
 _tls_lock = threading.Lock()
 
 
-def _tls_context() -> ssl.SSLContext:
-    """The probes' TLS settings (httpx's defaults: certifi's CAs, no environment), built once.
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of our HTTP clients (probes, `io/remote_http.py`), built once.
+
+    httpx's defaults: certifi's CAs, nothing from the environment.
 
     Building them costs ~22 ms (loading the CA bundle); every probe client used to pay it,
     i.e. each source open and each revalidation of a source paid it twice. (The lock: the
@@ -49,18 +51,13 @@ def _tls_context() -> ssl.SSLContext:
 
 @cache
 def _build_tls_context() -> ssl.SSLContext:
-    """Built on the first call, under `_tls_lock` (see `_tls_context`)."""
+    """Built on the first call, under `_tls_lock` (see `tls_context`)."""
     return httpx2.create_ssl_context(verify=True, trust_env=False)
-
-
-def tls_context() -> ssl.SSLContext:
-    """The shared TLS settings of our own HTTP clients (the probes, `io/remote_vsi.py`)."""
-    return _tls_context()
 
 
 def probe_client(timeout: float, proxy: str | None) -> httpx2.Client:
     """An HTTP client for the redirect probes: never follows redirects, ignores the environment."""
-    return httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False, proxy=proxy, verify=_tls_context())
+    return httpx2.Client(timeout=timeout, follow_redirects=False, trust_env=False, proxy=proxy, verify=tls_context())
 
 
 #: The first read of a COG: its header, kept for the reader (`remote_identity.record_header`).

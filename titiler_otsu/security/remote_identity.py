@@ -29,6 +29,8 @@ import re
 import threading
 from collections.abc import Mapping
 
+from titiler_otsu.errors import gdal_library
+
 logger = logging.getLogger(__name__)
 
 #: A source's validators: (ETag, Last-Modified, Content-Length), "" when absent.
@@ -118,27 +120,10 @@ def header(url: str) -> tuple[int, bytes] | None:
     return size, data
 
 
-def _libgdal() -> ctypes.CDLL | None:
-    """The GDAL library rasterio loaded into this process (found in /proc/self/maps)."""
-    import rasterio  # noqa: F401  (loads libgdal)
-
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "libgdal" in line and "/" in line}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            return ctypes.CDLL(path)
-        except OSError:
-            continue
-    return None
-
-
 def clear_gdal_cache(url: str) -> bool:
     """Drop GDAL's `/vsicurl/` cache (bytes and file properties) of `url`; False if GDAL is not reachable."""
-    lib = _libgdal()
-    if lib is None or not hasattr(lib, "VSICurlPartialClearCache"):
+    lib = gdal_library()
+    if not hasattr(lib, "VSICurlPartialClearCache"):
         logger.warning("cannot clear GDAL's /vsicurl/ cache of %s: libgdal not found", url)
         return False
     func = lib.VSICurlPartialClearCache
