@@ -199,6 +199,25 @@ def test_concurrent_reads_of_the_same_bytes_send_one_request(server: Server):
     assert sorted(rng for _, rng in server.ranges) == ["bytes=0-65535", "bytes=100000-139999"]
 
 
+def test_a_read_partly_cached_fetches_only_its_gaps(server: Server):
+    """Two cached ranges inside a read: one request per gap, the bytes joined exactly."""
+    remote_vsi.configure("direct")
+    remote_vsi.clear()
+    obj = remote_bytes.remote_object(f"{server.base}/blob.bin")
+    assert obj.read(100_000, 20_000) == BLOB[100_000:120_000]
+    assert obj.read(150_000, 20_000) == BLOB[150_000:170_000]
+    server.ranges.clear()
+    assert obj.read(90_000, 100_000) == BLOB[90_000:190_000]
+    assert sorted(rng for _, rng in server.ranges) == [
+        "bytes=120000-149999",
+        "bytes=170000-189999",
+        "bytes=90000-106383",  # a gap shorter than MIN_FETCH is fetched as 16 KB
+    ]
+    server.ranges.clear()
+    assert obj.read(95_000, 90_000) == BLOB[95_000:185_000]  # all cached now, in pieces
+    assert server.ranges == []
+
+
 def test_a_failed_fetch_wakes_its_waiters_who_then_fetch_themselves(server: Server):
     """A range whose fetch fails is not left claimed: the next read of it asks the server again."""
     remote_vsi.configure("direct")

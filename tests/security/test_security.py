@@ -24,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import NAIP, SHARED_DATA, load_npy
+from tests.remote import send_range
 from tests.stac_fixtures import COLLECTION, NDWI, StacItems, free_port, stac_settings, start_rustac
 from titiler_otsu import create_app
 from titiler_otsu.security.sources import SourcePolicy
@@ -251,7 +252,7 @@ class _Redirects(BaseHTTPRequestHandler):
             "/loop.tif": "/loop.tif",
         }.get(self.path)
 
-    def _answer(self, body: bool) -> None:
+    def _answer(self) -> None:
         target = self._target()
         if target:
             self.send_response(302)
@@ -262,27 +263,9 @@ class _Redirects(BaseHTTPRequestHandler):
         if self.path != "/naip.tif":
             self.send_error(404)
             return
-        data = NAIP.read_bytes()
-        start, end = 0, len(data) - 1
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes="):
-            a, _, b = rng[6:].partition("-")
-            start, end = int(a), min(int(b) if b else end, end)
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.end_headers()
-        if body:
-            self.wfile.write(data[start : end + 1])
+        send_range(self, NAIP.read_bytes())
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server API
-        self._answer(body=False)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
-        self._answer(body=True)
+    do_GET = do_HEAD = _answer  # noqa: N815 - http.server API
 
     def log_message(self, *args: object) -> None:
         pass

@@ -10,9 +10,11 @@ it: its size and its bytes, fetched on demand with `remote_http.fetch_range`:
   directory), kept in a process-wide cache (`CACHE_BYTES`, keyed by URL and identity, so a
   changed object never mixes old bytes in); the ranges of one multi-range read are fetched
   in parallel;
-* **each range once**: a fetch under way is registered, and a read of bytes it will bring
-  waits for it instead of asking again: the tiles of a pan that a browser asks for at once
-  share their blocks' requests instead of each fetching them.
+* **each byte once**: a fetch under way is registered, and a read of bytes it will bring
+  waits for it instead of asking again (the tiles of a pan that a browser asks for at once
+  share their blocks' requests); a read partly cached or partly under way fetches only its
+  gaps (GDAL asks for adjacent blocks as one range, and a handle whose block cache lacks one
+  of them must not fetch the other again).
 
 May import: `core`, `security`, `io`, `errors`, `settings`.
 """
@@ -59,6 +61,17 @@ class ByteCache:
                     return data[start - begin : start - begin + size]
         return None
 
+    def overlapping(self, key: Any, start: int, end: int) -> list[tuple[int, bytes]]:
+        """The kept ranges (start, bytes) of an object that overlap [start, end), in order."""
+        with self._lock:
+            found = []
+            for begin in self._by_object.get(key, ()):
+                data = self._ranges[(key, begin)]
+                if begin < end and begin + len(data) > start:
+                    self._ranges.move_to_end((key, begin))
+                    found.append((begin, data))
+        return sorted(found, key=lambda piece: piece[0])
+
     def put(self, key: Any, start: int, data: bytes) -> None:
         """Keep a fetched range (evicting the least recently used beyond `limit`)."""
         if len(data) > self.limit:
@@ -81,6 +94,35 @@ class ByteCache:
             self._ranges.clear()
             self._by_object.clear()
             self.size = 0
+
+
+def _gaps(spans: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The parts (start, end) of [start, end) that no span (start, end) covers."""
+    gaps, pos = [], start
+    for begin, stop in sorted(spans):
+        if begin > pos:
+            gaps.append((pos, min(begin, end)))
+        pos = max(pos, stop)
+        if pos >= end:
+            break
+    if pos < end:
+        gaps.append((pos, end))
+    return gaps
+
+
+def _assemble(pieces: list[tuple[int, bytes]], start: int, end: int) -> bytes | None:
+    """[start, end) joined from pieces, or None when they leave a gap."""
+    out, pos = bytearray(), start
+    for begin, data in pieces:
+        if begin > pos:
+            return None
+        stop = min(begin + len(data), end)
+        if stop > pos:
+            out += data[pos - begin : stop - begin]
+            pos = stop
+        if pos >= end:
+            return bytes(out)
+    return None
 
 
 _cache = ByteCache(CACHE_BYTES)
@@ -150,6 +192,12 @@ class RemoteObject:
         size = min(size, self.size - start)
         if size <= 0:
             return b""
+        data = _cache.get(self.key, start, size)
+        if data is not None:
+            return data
+        partly = self._read_around_cached(start, size)
+        if partly is not None:
+            return partly
         want = min(max(size, MIN_FETCH), self.size - start)
         while True:
             found = _claim(self.key, start, size, want)
@@ -159,6 +207,32 @@ class RemoteObject:
             if ours:
                 return self._fetch(start, want, done)[:size]
             done.wait(timeout() + 5)  # a fetch under way; then its bytes (or, if it failed, our own)
+
+    def _read_around_cached(self, start: int, size: int) -> bytes | None:
+        """A range partly cached or under way: only its gaps fetched (in parallel), then joined.
+
+        None when nothing of it is cached or being fetched. GDAL asks for adjacent blocks as one
+        range: a handle lacking one of them in its block cache must not fetch the other again.
+        """
+        end = start + size
+        with _in_flight_lock:
+            coming = [entry for entry in _in_flight.get(self.key, ()) if entry[0] < end and entry[1] > start]
+        pieces = _cache.overlapping(self.key, start, end)
+        if not pieces and not coming:
+            return None
+        spans = [(b, b + len(d)) for b, d in pieces] + [(b, e) for b, e, _ in coming]
+        gaps = _gaps(spans, start, end)
+        if len(gaps) > 1:
+            for _ in _pool().map(lambda g: self.read(g[0], g[1] - g[0]), gaps):
+                pass
+        elif gaps:
+            self.read(gaps[0][0], gaps[0][1] - gaps[0][0])
+        for _, _, done in coming:
+            done.wait(timeout() + 5)
+        joined = _assemble(_cache.overlapping(self.key, start, end), start, end)
+        if joined is None:  # a fetch it waited for failed, or a piece was evicted meanwhile
+            joined, _ = fetch_range(self.url, start, size)
+        return joined
 
     def _groups(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The (start, end) ranges to fetch for `ranges`: those not cached, near ones merged."""
