@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -286,8 +287,6 @@ def run_pan_at_once(bench: Bench, bases: dict[str, str], url: str, zooms: list[i
 
     At z >= 12 (lower zooms read overviews whose few blocks every earlier call has fetched).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     out: dict[str, Any] = {}
     for z in zooms:
         for case, shift in AT_ONCE.items():

@@ -221,12 +221,7 @@ class RemoteObject:
         if not pieces and not coming:
             return None
         spans = [(b, b + len(d)) for b, d in pieces] + [(b, e) for b, e, _ in coming]
-        gaps = _gaps(spans, start, end)
-        if len(gaps) > 1:
-            for _ in _pool().map(lambda g: self.read(g[0], g[1] - g[0]), gaps):
-                pass
-        elif gaps:
-            self.read(gaps[0][0], gaps[0][1] - gaps[0][0])
+        self._fetch_spans(_gaps(spans, start, end))
         for _, _, done in coming:
             done.wait(timeout() + 5)
         joined = _assemble(_cache.overlapping(self.key, start, end), start, end)
@@ -246,14 +241,17 @@ class RemoteObject:
                 groups.append([start, end])
         return [(s, e) for s, e in groups]
 
+    def _fetch_spans(self, spans: list[tuple[int, int]]) -> None:
+        """Read (start, end) spans into the cache: in parallel when there are several."""
+        if len(spans) > 1:
+            for _ in _pool().map(lambda g: self.read(g[0], g[1] - g[0]), spans):
+                pass
+        elif spans:
+            self.read(spans[0][0], spans[0][1] - spans[0][0])
+
     def read_ranges(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         """Several ranges; those not cached are fetched in parallel, near ones merged."""
-        groups = self._groups(ranges)
-        if len(groups) > 1:
-            for _ in _pool().map(lambda g: self.read(g[0], g[1] - g[0]), groups):
-                pass
-        elif groups:
-            self.read(groups[0][0], groups[0][1] - groups[0][0])
+        self._fetch_spans(self._groups(ranges))
         return [self.read(s, n) for s, n in ranges]
 
 
@@ -271,8 +269,6 @@ def _pool() -> ThreadPoolExecutor:
 
 _objects: dict[str, RemoteObject] = {}
 _objects_lock = threading.Lock()
-
-
 _opening: dict[str, threading.Lock] = {}  # url -> held while its object is made (one header GET)
 
 

@@ -121,10 +121,10 @@ def header(url: str) -> tuple[int, bytes] | None:
 
 
 def clear_gdal_cache(url: str) -> bool:
-    """Drop GDAL's `/vsicurl/` cache (bytes and file properties) of `url`; False if GDAL is not reachable."""
+    """Drop GDAL's `/vsicurl/` cache (bytes and file properties) of `url`; False if this GDAL cannot."""
     lib = gdal_library()
     if not hasattr(lib, "VSICurlPartialClearCache"):
-        logger.warning("cannot clear GDAL's /vsicurl/ cache of %s: libgdal not found", url)
+        logger.warning("cannot clear GDAL's /vsicurl/ cache of %s: this GDAL has no VSICurlPartialClearCache", url)
         return False
     func = lib.VSICurlPartialClearCache
     func.argtypes = [ctypes.c_char_p]
