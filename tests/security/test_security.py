@@ -458,7 +458,6 @@ def test_a_request_slower_than_the_timeout_is_a_504_and_others_still_serve(setti
     assert not finished.is_set()  # answered before the endpoint ended, whatever the machine's load
     release.set()
     assert client.get("/healthz").status_code == 200
-    assert finished.wait(10)
 
 
 def test_a_chunked_body_over_the_limit_is_a_413(settings: Settings) -> None:
