@@ -110,3 +110,22 @@ def test_serve_without_arguments_serves_the_demo_scene(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_program_exits_with_its_objects_frozen_and_its_exit_code() -> None:
+    """`main()` (the console script) leaves the final collection out: objects are frozen at exit."""
+    script = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, flush=True))\n"
+        "sys.argv = ['titiler-otsu', 'threshold', sys.argv[1], '--bidx', '1']\n"
+        "from titiler_otsu.cli import main\n"
+        "main()\n"
+    )
+    ok = subprocess.run([sys.executable, "-c", script, str(NAIP)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().endswith("frozen True")
+    bad = subprocess.run(
+        [sys.executable, "-c", script, "/no/such/file.tif"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode != 0  # the command's exit code still reaches the shell
+    assert bad.stdout.strip().endswith("frozen True")

@@ -3,6 +3,7 @@
 May import: anything in the package (top-level glue).
 """
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -130,5 +131,18 @@ from titiler_otsu.export.cli import export_command  # noqa: E402 - light module,
 app.command("export")(export_command)
 
 
+def main() -> None:
+    """The `titiler-otsu` program: the commands, then an exit without a final collection.
+
+    At exit the interpreter collects every object the imports built (~0.3 s after an export,
+    while the user waits for the prompt); frozen first (`gc.freeze`), they are left to the
+    operating system. Output files are closed and standard streams flushed as usual.
+    """
+    try:
+        app()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

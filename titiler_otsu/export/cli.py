@@ -163,9 +163,8 @@ def export_command(
     if scheduler is None:
         from titiler_otsu.export.cluster import ClusterStarter
 
-        # workers start (and import) while this process imports the driver and opens the source
+        # the fork server imports the workers' code while this process imports the driver
         starter = ClusterStarter(workers, threads_per_worker)
-        starter.wait_spawned(timeout=2.0)
     try:
         summary = _run_export(
             dict(

@@ -1,9 +1,10 @@
 """The export's local Dask cluster, started in the background as early as possible.
 
-Starting worker processes costs about a second (each imports Dask, rasterio and the
-segmentation code). The command line starts them before it imports the export driver and
-opens the source, so both happen at once on different cores instead of one after the other.
-Only Dask is imported here: this module must stay cheap to import.
+Starting a spawned worker process costs ~2 s of CPU (it imports Dask, rasterio and the
+segmentation code), and on 2 cores two workers and the driver all importing at once delay
+each other. The command line instead starts a fork server that imports all that once, on
+another core, while this process imports the export driver; its workers are forked from it
+with nothing left to import. Only Dask is imported here: this module must stay cheap to import.
 
 May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `settings` (never `web`).
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
-import time
 from typing import Any
 
 
@@ -44,25 +45,56 @@ def local_worker_count(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def new_local_cluster(workers: int | None, threads_per_worker: int) -> Any:
+#: What the fork server imports before it forks workers (`export.prefork` freezes the result).
+FORKSERVER_PRELOAD = ["distributed", "titiler_otsu.export.tasks", "titiler_otsu.export.prefork"]
+
+
+def start_forkserver() -> None:
+    """Start this process's multiprocessing fork server, the workers' imports preloaded.
+
+    The server is a fresh single-threaded interpreter (not a fork of this multi-threaded
+    process); it imports `FORKSERVER_PRELOAD` in the background and forks each worker from
+    there. Dask's pre-spawn environment (one BLAS thread, malloc trimming) is set first: a
+    forked worker has the server's environment, as it was when the server started. Once per
+    process; a later call does nothing. For one-shot processes (the command line): a
+    long-lived caller that changes its environment between exports wants spawned workers.
+    """
+    import dask
+
+    for key, value in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items():
+        os.environ[key] = str(value)  # as the nanny sets them before it spawns
+    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+    multiprocessing.forkserver.ensure_running()
+
+
+def new_local_cluster(workers: int | None, threads_per_worker: int, forked: bool = False) -> Any:
     """A `distributed.LocalCluster` of worker processes with the segmentation code preloaded.
 
     Args:
         workers: worker processes (default: the CPU count).
         threads_per_worker: threads per worker process.
+        forked: fork the workers from the fork server (`start_forkserver`) instead of
+            spawning fresh interpreters.
 
     Returns:
         distributed.LocalCluster: started; the caller closes it.
 
     """
     import dask
+
+    if forked:
+        start_forkserver()
     from distributed import LocalCluster
 
     quiet_closed_comms()
 
     # no work stealing: the export gives each worker a band of rows (`export.striped`) so that
     # it reads each source block once; a stolen window re-reads its blocks in another process
-    with dask.config.set({"distributed.scheduler.work-stealing": False}):
+    config = {
+        "distributed.scheduler.work-stealing": False,
+        "distributed.worker.multiprocessing-method": "forkserver" if forked else "spawn",
+    }
+    with dask.config.set(config):
         return LocalCluster(
             n_workers=local_worker_count(workers),
             threads_per_worker=threads_per_worker,
@@ -94,47 +126,29 @@ def close_fast(cluster: Any) -> None:
 
 
 class ClusterStarter:
-    """Starts `new_local_cluster` in a background thread; `take()` waits for it.
+    """Starts a forked `new_local_cluster` in a background thread; `take()` waits for it.
 
-    Whoever takes the cluster closes it; `close()` closes it if nobody took it (e.g. the
-    request turned out to be invalid), also when it is still starting.
+    The fork server is started at once, in the caller's thread (it then imports on its own
+    core while the caller goes on). Whoever takes the cluster closes it; `close()` closes it
+    if nobody took it (e.g. the request turned out to be invalid), also when it is still starting.
     """
 
     def __init__(self, workers: int | None, threads_per_worker: int) -> None:
-        """Start the cluster now, in the background."""
+        """Start the fork server and, in the background, the cluster."""
         self.workers = workers
         self.threads_per_worker = threads_per_worker
         self._cluster: Any = None
         self._error: BaseException | None = None
         self._taken = False
+        start_forkserver()
         self._thread = threading.Thread(target=self._start, name="export-cluster-start", daemon=True)
         self._thread.start()
 
     def _start(self) -> None:
         try:
-            self._cluster = new_local_cluster(self.workers, self.threads_per_worker)
+            self._cluster = new_local_cluster(self.workers, self.threads_per_worker, forked=True)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread by take()
             self._error = e
-
-    def wait_spawned(self, timeout: float) -> bool:
-        """Wait until the worker processes exist (or the start ended, or `timeout` s passed).
-
-        The cluster starts in a thread of this process: until it has imported Dask and
-        spawned the workers, it shares one interpreter lock with the caller. A caller that
-        imports the export driver meanwhile (~1 s of imports) delays the spawn by ~0.3 s and
-        so every worker's start; waiting here first lets both proceed at once, the workers
-        in their own processes.
-
-        Returns:
-            bool: True when the workers were seen (False: timeout, or the start finished or failed).
-        """
-        want = local_worker_count(self.workers)
-        deadline = time.monotonic() + timeout
-        while self._thread.is_alive() and time.monotonic() < deadline:
-            if len(multiprocessing.active_children()) >= want:
-                return True
-            time.sleep(0.005)
-        return False
 
     def take(self) -> Any:
         """The started cluster (waits for it); raises what starting it raised."""
