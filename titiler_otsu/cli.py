@@ -1,4 +1,7 @@
-"""Command line: `titiler-otsu serve` and `titiler-otsu threshold`.
+"""Command line: `titiler-otsu serve`, `threshold` and `export`.
+
+Cheap to import (Typer only): each command imports what it needs, so that `export` starts its
+workers' fork server before anything heavy is imported.
 
 May import: anything in the package (top-level glue).
 """
@@ -11,8 +14,6 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 
 import typer
-
-from titiler_otsu.settings import Settings, default_cache_dir
 
 app = typer.Typer(help="Seamless on-the-fly Otsu segmentation tiles.", no_args_is_help=True)
 
@@ -45,6 +46,8 @@ def serve(
 ) -> None:
     """Serve tiles; prints the viewer URL and an XYZ template for QGIS."""
     import uvicorn
+
+    from titiler_otsu.settings import Settings, default_cache_dir
 
     settings = Settings()
     paths = [s if "://" in s else str(Path(s).resolve()) for s in (sources or [])]
@@ -95,6 +98,7 @@ def threshold(
     from titiler_otsu.errors import OtsuError
     from titiler_otsu.io.histograms import DatasetHistograms
     from titiler_otsu.io.reader import GridExactReader
+    from titiler_otsu.settings import Settings
 
     settings = Settings()
     registry = otsu_algorithms()

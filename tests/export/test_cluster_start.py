@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
+import subprocess
 import sys
 from typing import Any
 
@@ -54,3 +56,42 @@ def test_an_unused_starter_closes_its_cluster() -> None:
     starter.close()
     cluster = starter.take()  # the start had finished; close() closed it
     assert cluster.status.name == "closed"
+
+
+_FRESH_PROCESS_SCRIPT = """
+import json, os, sys
+from titiler_otsu.export.cluster import ClusterStarter
+assert "distributed" not in sys.modules and "numpy" not in sys.modules
+starter = ClusterStarter(1, 1)
+cluster = starter.take()
+from distributed import Client
+keys = ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
+with Client(cluster) as client:
+    (env,) = client.run(lambda: {k: os.environ.get(k) for k in keys}).values()
+cluster.close()
+print(json.dumps(env))
+"""
+
+
+def test_forked_workers_get_dasks_pre_spawn_environment_in_a_fresh_process() -> None:
+    """As the command line runs it: `distributed` not imported yet when the fork server starts."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS_SCRIPT], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    worker_env = json.loads(done.stdout.strip().splitlines()[-1])
+    assert worker_env == {"OMP_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": "65536", "PYTHONHASHSEED": "6640"}
+
+
+def test_command_line_module_imports_nothing_heavy() -> None:
+    """`titiler_otsu.cli` loads Typer only, so `export` starts its fork server at once."""
+    probe = "import sys, titiler_otsu.cli; print(' '.join(m for m in HEAVY if m in sys.modules))"
+    heavy = ("numpy", "rasterio", "distributed", "dask", "fastapi", "pydantic_settings", "titiler")
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {heavy!r}\n{probe}"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

@@ -11,6 +11,7 @@ May import: `core`, `security`, `io`, `algorithms`, `export`, `errors`, `setting
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import multiprocessing
 import multiprocessing.forkserver
@@ -49,20 +50,45 @@ def local_worker_count(workers: int | None) -> int:
 FORKSERVER_PRELOAD = ["distributed", "titiler_otsu.export.tasks", "titiler_otsu.export.prefork"]
 
 
+def pre_spawn_environ() -> dict[str, str]:
+    """Dask's `distributed.nanny.pre-spawn-environ`, as its nanny applies it, `distributed` not imported.
+
+    The setting (one BLAS thread, malloc trimming) is a default of `distributed`'s own
+    configuration file, which Dask learns only when `distributed` is imported: ~0.8 s, NumPy
+    included, too late for variables that NumPy and the C library read when they start. The
+    file is read here instead. As in the nanny, the user's Dask configuration and variables
+    already in the environment win, and a missing `PYTHONHASHSEED` gets a fixed value (every
+    worker hashes alike).
+    """
+    import dask.config
+
+    key = "distributed.nanny.pre-spawn-environ"
+    if dask.config.get(key, None) is None:
+        import yaml
+
+        spec = importlib.util.find_spec("distributed")
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        if folders:
+            with open(os.path.join(folders[0], "distributed.yaml"), encoding="utf-8") as f:
+                dask.config.update_defaults(yaml.safe_load(f))
+    config = dask.config.get(key, None) or {}
+    environ = {k: os.environ.get(k, str(v)) for k, v in config.items() if v is not None}
+    if environ.get("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED")) in (None, "0"):
+        environ["PYTHONHASHSEED"] = "6640"
+    return environ
+
+
 def start_forkserver() -> None:
     """Start this process's multiprocessing fork server, the workers' imports preloaded.
 
     The server is a fresh single-threaded interpreter (not a fork of this multi-threaded
     process); it imports `FORKSERVER_PRELOAD` in the background and forks each worker from
-    there. Dask's pre-spawn environment (one BLAS thread, malloc trimming) is set first: a
-    forked worker has the server's environment, as it was when the server started. Once per
+    there. A forked worker has the server's environment, as it was when the server started:
+    `pre_spawn_environ()` is set first, as the nanny sets it before it spawns. Once per
     process; a later call does nothing. For one-shot processes (the command line): a
     long-lived caller that changes its environment between exports wants spawned workers.
     """
-    import dask
-
-    for key, value in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items():
-        os.environ[key] = str(value)  # as the nanny sets them before it spawns
+    os.environ.update(pre_spawn_environ())
     multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
     multiprocessing.forkserver.ensure_running()
 
