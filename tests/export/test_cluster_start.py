@@ -95,3 +95,17 @@ def test_command_line_module_imports_nothing_heavy() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_without_a_fork_server_the_workers_are_spawned(monkeypatch: Any) -> None:
+    """Windows has no fork server (cannot be caused here: the platform's start methods are patched)."""
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    cluster = new_local_cluster(1, 1, forked=True)
+    try:
+        with Client(cluster) as client:
+            (facts,) = client.run(_worker_facts).values()
+        assert facts["ppid"] == os.getpid()
+    finally:
+        cluster.close()

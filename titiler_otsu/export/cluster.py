@@ -78,7 +78,12 @@ def pre_spawn_environ() -> dict[str, str]:
     return environ
 
 
-def start_forkserver() -> None:
+def can_fork_workers() -> bool:
+    """Whether this platform has multiprocessing's fork server (not on Windows)."""
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def start_forkserver() -> bool:
     """Start this process's multiprocessing fork server, the workers' imports preloaded.
 
     The server is a fresh single-threaded interpreter (not a fork of this multi-threaded
@@ -87,10 +92,16 @@ def start_forkserver() -> None:
     `pre_spawn_environ()` is set first, as the nanny sets it before it spawns. Once per
     process; a later call does nothing. For one-shot processes (the command line): a
     long-lived caller that changes its environment between exports wants spawned workers.
+
+    Returns:
+        bool: False where there is no fork server (`can_fork_workers`): workers are spawned.
     """
+    if not can_fork_workers():
+        return False
     os.environ.update(pre_spawn_environ())
     multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
     multiprocessing.forkserver.ensure_running()
+    return True
 
 
 def new_local_cluster(workers: int | None, threads_per_worker: int, forked: bool = False) -> Any:
@@ -100,7 +111,7 @@ def new_local_cluster(workers: int | None, threads_per_worker: int, forked: bool
         workers: worker processes (default: the CPU count).
         threads_per_worker: threads per worker process.
         forked: fork the workers from the fork server (`start_forkserver`) instead of
-            spawning fresh interpreters.
+            spawning fresh interpreters (where the platform has one).
 
     Returns:
         distributed.LocalCluster: started; the caller closes it.
@@ -108,8 +119,7 @@ def new_local_cluster(workers: int | None, threads_per_worker: int, forked: bool
     """
     import dask
 
-    if forked:
-        start_forkserver()
+    forked = forked and start_forkserver()
     from distributed import LocalCluster
 
     quiet_closed_comms()
