@@ -102,7 +102,7 @@ def test_without_a_fork_server_the_workers_are_spawned(monkeypatch: Any) -> None
     import multiprocessing
 
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
-    cluster = new_local_cluster(1, 1, forked=True)
+    cluster = ClusterStarter(1, 1).take()
     try:
         with Client(cluster) as client:
             (facts,) = client.run(_worker_facts).values()

@@ -110,16 +110,15 @@ def new_local_cluster(workers: int | None, threads_per_worker: int, forked: bool
     Args:
         workers: worker processes (default: the CPU count).
         threads_per_worker: threads per worker process.
-        forked: fork the workers from the fork server (`start_forkserver`) instead of
-            spawning fresh interpreters (where the platform has one).
+        forked: fork the workers from this process's fork server instead of spawning
+            fresh interpreters; start it first with `start_forkserver` (which says whether
+            the platform has one), or Dask starts one without our preload.
 
     Returns:
         distributed.LocalCluster: started; the caller closes it.
 
     """
     import dask
-
-    forked = forked and start_forkserver()
     from distributed import LocalCluster
 
     quiet_closed_comms()
@@ -176,13 +175,14 @@ class ClusterStarter:
         self._cluster: Any = None
         self._error: BaseException | None = None
         self._taken = False
-        start_forkserver()
+        # here, not in the thread: it sets os.environ, which must not change under the caller's imports
+        self._forked = start_forkserver()
         self._thread = threading.Thread(target=self._start, name="export-cluster-start", daemon=True)
         self._thread.start()
 
     def _start(self) -> None:
         try:
-            self._cluster = new_local_cluster(self.workers, self.threads_per_worker, forked=True)
+            self._cluster = new_local_cluster(self.workers, self.threads_per_worker, forked=self._forked)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread by take()
             self._error = e
 
